@@ -1,0 +1,133 @@
+/**
+ * Every error thrown by a Storage is a {@link StorageError}: it has a stable `code`, a message
+ * that names the key or option and says how to fix the problem, and the underlying error as
+ * `cause`. Guards (`isXxxError`) match on `name` as well as `instanceof`, so they keep working
+ * when two copies of the package are loaded (ESM and CJS side by side).
+ */
+
+/** Stable error codes. They are part of the public API and never change meaning. */
+export type StorageErrorCode =
+  | 'E_STORAGE'
+  | 'E_OBJECT_NOT_FOUND'
+  | 'E_INVALID_KEY'
+  | 'E_ABORTED'
+  | 'E_WRITE_FAILED'
+  | 'E_CONFIG'
+  | 'E_PERMISSION_DENIED';
+
+export interface StorageErrorOptions {
+  /** The key the operation was about, if any. */
+  key?: string | undefined;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/** Base class of every error thrown by this package. */
+export class StorageError extends Error {
+  override name = 'StorageError';
+  readonly code: StorageErrorCode;
+  /** The key the failed operation was about, when there is one. */
+  readonly key: string | undefined;
+
+  constructor(message: string, code: StorageErrorCode = 'E_STORAGE', options: StorageErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.key = options.key;
+  }
+}
+
+/** The key does not exist (or, on S3, is a pending claim that holds no data yet). */
+export class ObjectNotFoundError extends StorageError {
+  override name = 'ObjectNotFoundError';
+  constructor(key: string, options: Omit<StorageErrorOptions, 'key'> = {}) {
+    super(`No object at key "${key}". Check the key, or call exists() first.`, 'E_OBJECT_NOT_FOUND', {
+      ...options,
+      key,
+    });
+  }
+}
+
+/** The key (or filename) breaks the key rules; nothing was read or written. */
+export class InvalidKeyError extends StorageError {
+  override name = 'InvalidKeyError';
+  /** Which rule the key breaks, in plain words. */
+  readonly reason: string;
+  constructor(key: string, reason: string, options: Omit<StorageErrorOptions, 'key'> = {}) {
+    super(
+      `Invalid key ${JSON.stringify(key)}: ${reason}. Keys are "/"-separated relative paths ` +
+        `without empty, "." or ".." segments, control characters or backslashes; ` +
+        `use getValidName() to turn a user's filename into a safe one.`,
+      'E_INVALID_KEY',
+      { ...options, key },
+    );
+    this.reason = reason;
+  }
+}
+
+/** The operation was aborted by its `signal`; nothing was left behind. */
+export class StorageAbortedError extends StorageError {
+  override name = 'StorageAbortedError';
+  constructor(key: string | undefined, options: Omit<StorageErrorOptions, 'key'> = {}) {
+    super(
+      `The operation on ${key === undefined ? 'the storage' : `key "${key}"`} was aborted; nothing was written.`,
+      'E_ABORTED',
+      { ...options, key },
+    );
+  }
+}
+
+/** A write failed (the source stream errored, the backend refused it, …); nothing was left behind. */
+export class StorageWriteError extends StorageError {
+  override name = 'StorageWriteError';
+  constructor(message: string, options: StorageErrorOptions = {}) {
+    super(message, 'E_WRITE_FAILED', options);
+  }
+}
+
+/** The storage is misconfigured: a bad option, a missing bucket, wrong credentials. */
+export class StorageConfigError extends StorageError {
+  override name = 'StorageConfigError';
+  /** The option (or environment variable) at fault, when one is known. */
+  readonly option: string | undefined;
+  constructor(message: string, options: StorageErrorOptions & { option?: string | undefined } = {}) {
+    super(message, 'E_CONFIG', options);
+    this.option = options.option;
+  }
+}
+
+/** The backend refused the operation (HTTP 403, EACCES). */
+export class StoragePermissionError extends StorageError {
+  override name = 'StoragePermissionError';
+  constructor(message: string, options: StorageErrorOptions = {}) {
+    super(message, 'E_PERMISSION_DENIED', options);
+  }
+}
+
+function matches(error: unknown, name: string, ctor: abstract new (...args: never[]) => Error): boolean {
+  return error instanceof ctor || (error instanceof Error && error.name === name);
+}
+
+const STORAGE_ERROR_NAMES = new Set([
+  'StorageError',
+  'ObjectNotFoundError',
+  'InvalidKeyError',
+  'StorageAbortedError',
+  'StorageWriteError',
+  'StorageConfigError',
+  'StoragePermissionError',
+]);
+
+export const isStorageError = (error: unknown): error is StorageError =>
+  error instanceof StorageError || (error instanceof Error && STORAGE_ERROR_NAMES.has(error.name));
+export const isObjectNotFoundError = (error: unknown): error is ObjectNotFoundError =>
+  matches(error, 'ObjectNotFoundError', ObjectNotFoundError);
+export const isInvalidKeyError = (error: unknown): error is InvalidKeyError =>
+  matches(error, 'InvalidKeyError', InvalidKeyError);
+export const isStorageAbortedError = (error: unknown): error is StorageAbortedError =>
+  matches(error, 'StorageAbortedError', StorageAbortedError);
+export const isStorageWriteError = (error: unknown): error is StorageWriteError =>
+  matches(error, 'StorageWriteError', StorageWriteError);
+export const isStorageConfigError = (error: unknown): error is StorageConfigError =>
+  matches(error, 'StorageConfigError', StorageConfigError);
+export const isStoragePermissionError = (error: unknown): error is StoragePermissionError =>
+  matches(error, 'StoragePermissionError', StoragePermissionError);

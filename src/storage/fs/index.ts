@@ -1,0 +1,1 @@
+export { FileSystemStorage, type FileSystemStorageOptions } from './fs-storage.js';

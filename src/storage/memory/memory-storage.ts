@@ -1,0 +1,196 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ObjectNotFoundError } from '../../errors.js';
+import {
+  ByteCounter,
+  attachmentDisposition,
+  claimAvailableName,
+  discard,
+  normalizeContent,
+  resolveContentType,
+  throwIfAborted,
+  toStream,
+  toWriteError,
+} from '../../content.js';
+import { encodeKeyForUrl, validateKey, validatePrefix } from '../../keys.js';
+import type {
+  CopyOptions,
+  ListEntry,
+  ObjectStat,
+  OpenOptions,
+  SaveOptions,
+  SaveResult,
+  Storage,
+  StorageContent,
+  StorageUrl,
+  UrlOptions,
+} from '../../types.js';
+
+interface MemoryObject {
+  data: Buffer;
+  contentType: string;
+  metadata: Record<string, string>;
+  contentDisposition: string | undefined;
+  cacheControl: string | undefined;
+  lastModified: Date;
+  etag: string;
+}
+
+/** Options of {@link MemoryStorage}. */
+export interface MemoryStorageOptions {
+  /**
+   * Replace existing objects by default.
+   * @default false
+   */
+  fileOverwrite?: boolean;
+  /**
+   * Prefix of the URLs that `url()` returns.
+   * @default 'memory://'
+   */
+  baseUrl?: string;
+}
+
+/**
+ * The reference Storage: everything lives in a Map. Use it as a test double; it follows the
+ * same conformance suite as the filesystem and S3 storages. (Being in memory, it necessarily
+ * holds every object's bytes.)
+ *
+ * @example
+ * const storage = new MemoryStorage()
+ * const { key } = await storage.save('notes/a.txt', 'hello')
+ */
+export class MemoryStorage implements Storage {
+  readonly #objects = new Map<string, MemoryObject>();
+  readonly #fileOverwrite: boolean;
+  readonly #baseUrl: string;
+
+  constructor(options: MemoryStorageOptions = {}) {
+    this.#fileOverwrite = options.fileOverwrite ?? false;
+    this.#baseUrl = options.baseUrl ?? 'memory://';
+  }
+
+  async save(name: string, content: StorageContent, options: SaveOptions = {}): Promise<SaveResult> {
+    const source = normalizeContent(content);
+    try {
+      validateKey(name);
+      throwIfAborted(options.signal, name);
+    } catch (error) {
+      discard(source);
+      throw error;
+    }
+    const chunks: Buffer[] = [];
+    const counter = new ByteCounter(options.onProgress);
+    try {
+      await pipeline(
+        toStream(source),
+        counter,
+        async (chunksIn: AsyncIterable<Buffer>) => {
+          for await (const chunk of chunksIn) chunks.push(chunk);
+        },
+        options.signal === undefined ? {} : { signal: options.signal },
+      );
+    } catch (error) {
+      throw toWriteError(error, name, options.signal);
+    }
+    const data = Buffer.concat(chunks);
+    const object: MemoryObject = {
+      data,
+      contentType: resolveContentType(name, options.contentType),
+      metadata: { ...options.metadata },
+      contentDisposition: options.contentDisposition,
+      cacheControl: options.cacheControl,
+      lastModified: new Date(),
+      etag: `"${createHash('md5').update(data).digest('hex')}"`,
+    };
+    const overwrite = options.overwrite ?? this.#fileOverwrite;
+    // Check-and-set in one synchronous step is atomic in a single JS thread.
+    const key = overwrite
+      ? name
+      : await claimAvailableName(name, (candidate) => Promise.resolve(!this.#objects.has(candidate) && this.#set(candidate, object)));
+    if (overwrite) this.#objects.set(key, object);
+    return { key, size: data.length, contentType: object.contentType, etag: object.etag };
+  }
+
+  #set(key: string, object: MemoryObject): true {
+    this.#objects.set(key, object);
+    return true;
+  }
+
+  #get(key: string): MemoryObject {
+    validateKey(key);
+    const object = this.#objects.get(key);
+    if (object === undefined) throw new ObjectNotFoundError(key);
+    return object;
+  }
+
+  async open(key: string, options: OpenOptions = {}): Promise<Readable> {
+    const { data } = this.#get(key);
+    const start = options.range?.start ?? 0;
+    const end = options.range?.end === undefined ? data.length : options.range.end + 1;
+    return Readable.from([data.subarray(start, end)], { objectMode: false });
+  }
+
+  async stat(key: string): Promise<ObjectStat> {
+    const object = this.#get(key);
+    return {
+      key,
+      size: object.data.length,
+      lastModified: object.lastModified,
+      contentType: object.contentType,
+      etag: object.etag,
+      metadata: { ...object.metadata },
+      ...(object.contentDisposition === undefined ? {} : { contentDisposition: object.contentDisposition }),
+      ...(object.cacheControl === undefined ? {} : { cacheControl: object.cacheControl }),
+    };
+  }
+
+  async exists(key: string): Promise<boolean> {
+    validateKey(key);
+    return this.#objects.has(key);
+  }
+
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    this.#objects.delete(key);
+  }
+
+  async *list(prefix = ''): AsyncIterable<ListEntry> {
+    validatePrefix(prefix);
+    const keys = [...this.#objects.keys()].filter((key) => key.startsWith(prefix)).sort();
+    for (const key of keys) {
+      const object = this.#objects.get(key);
+      if (object !== undefined) {
+        yield { key, size: object.data.length, lastModified: object.lastModified, etag: object.etag };
+      }
+    }
+  }
+
+  async copy(from: string, to: string, options: CopyOptions = {}): Promise<{ key: string }> {
+    const object = this.#get(from);
+    validateKey(to);
+    const copy = { ...object, metadata: { ...object.metadata }, lastModified: new Date() };
+    if (options.overwrite ?? this.#fileOverwrite) {
+      this.#objects.set(to, copy);
+      return { key: to };
+    }
+    const key = await claimAvailableName(to, (candidate) => Promise.resolve(!this.#objects.has(candidate) && this.#set(candidate, copy)));
+    return { key };
+  }
+
+  async move(from: string, to: string, options: CopyOptions = {}): Promise<{ key: string }> {
+    const result = await this.copy(from, to, options);
+    if (result.key !== from) this.#objects.delete(from);
+    return result;
+  }
+
+  async url(key: string, options: UrlOptions = {}): Promise<string> {
+    return (await this.signedUrl(key, options)).url;
+  }
+
+  async signedUrl(key: string, options: UrlOptions = {}): Promise<StorageUrl> {
+    validateKey(key);
+    const query = options.download === undefined ? '' : `?response-content-disposition=${encodeURIComponent(attachmentDisposition(options.download))}`;
+    return { url: `${this.#baseUrl}${encodeKeyForUrl(key)}${query}` };
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The one place where S3 SDK errors become typed storage errors. Providers disagree: AWS says
+ * `NoSuchKey` on GET and a bare `NotFound` on HEAD, MinIO and Ceph mostly follow, R2 and some
+ * gateways answer 403 for a missing key when the caller may not list the bucket.
+ */
+import {
+  ObjectNotFoundError,
+  StorageAbortedError,
+  StorageConfigError,
+  StorageError,
+  StoragePermissionError,
+  StorageWriteError,
+  isStorageError,
+} from '../../errors.js';
+
+interface SdkErrorShape {
+  name?: string;
+  Code?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+const shape = (error: unknown): SdkErrorShape =>
+  typeof error === 'object' && error !== null ? (error as SdkErrorShape) : {};
+
+/** The S3 error code (`NoSuchKey`, `PreconditionFailed`, …) and HTTP status of an SDK error. */
+export function s3ErrorInfo(error: unknown): { code: string | undefined; status: number | undefined } {
+  const e = shape(error);
+  return { code: e.Code ?? e.name ?? e.code, status: e.$metadata?.httpStatusCode };
+}
+
+/** The object does not exist (any provider's way of saying so). */
+export function isS3NotFound(error: unknown): boolean {
+  const { code, status } = s3ErrorInfo(error);
+  return code === 'NoSuchKey' || code === 'NotFound' || (status === 404 && code !== 'NoSuchBucket');
+}
+
+/** A conditional write lost: the key exists (`If-None-Match: *`), or a concurrent write raced. */
+export function isS3PreconditionFailed(error: unknown): boolean {
+  const { code, status } = s3ErrorInfo(error);
+  // 409 ConditionalRequestConflict: AWS's answer when a conflicting conditional write is in flight.
+  return status === 412 || code === 'PreconditionFailed' || code === 'ConditionalRequestConflict';
+}
+
+/** The provider rejected the `If-None-Match` header itself (it does not support conditional writes). */
+export function isS3ConditionalUnsupported(error: unknown): boolean {
+  const { code, status } = s3ErrorInfo(error);
+  return status === 501 || code === 'NotImplemented';
+}
+
+const HINTS: Record<string, string> = {
+  NoSuchBucket: 'the bucket does not exist: create it, or fix the bucket name (AWS_STORAGE_BUCKET_NAME)',
+  InvalidAccessKeyId: 'the access key id is unknown to the server: check AWS_ACCESS_KEY_ID',
+  SignatureDoesNotMatch:
+    'the signature does not match: check the secret key, the region (AWS_S3_REGION_NAME) and the addressing style (AWS_S3_ADDRESSING_STYLE)',
+  AuthorizationHeaderMalformed: 'the region in the signature is wrong: check AWS_S3_REGION_NAME',
+  PermanentRedirect: 'the bucket lives in another region or needs another endpoint: check AWS_S3_REGION_NAME',
+  InvalidLocationConstraint: 'the server does not accept this region: check AWS_S3_REGION_NAME',
+  RequestTimeTooSkewed: "the machine's clock is off by more than 15 minutes: fix the system time",
+  ExpiredToken: 'the session token has expired: refresh the credentials',
+};
+
+/** The fix for a configuration error code, in words; undefined when the code is not one. */
+export function s3ConfigHint(code: string | undefined): string | undefined {
+  return code === undefined ? undefined : HINTS[code];
+}
+
+/**
+ * Translate an SDK error into a {@link StorageError}. `action` is a verb phrase for the
+ * message ("read", "write", "delete", …); `write` selects {@link StorageWriteError} for
+ * failures that are not otherwise classified.
+ */
+export function toStorageError(
+  error: unknown,
+  context: { key?: string | undefined; bucket: string; action: string; write?: boolean; signal?: AbortSignal | undefined },
+): StorageError {
+  const { key, bucket, action } = context;
+  if (context.signal?.aborted === true) return new StorageAbortedError(key, { cause: context.signal.reason ?? error });
+  if (isStorageError(error)) return error;
+  const { code, status } = s3ErrorInfo(error);
+  if (code === 'AbortError') return new StorageAbortedError(key, { cause: error });
+  const target = key === undefined ? `bucket "${bucket}"` : `key "${key}" in bucket "${bucket}"`;
+  const hint = s3ConfigHint(code);
+  if (hint !== undefined) {
+    return new StorageConfigError(`Could not ${action} ${target}: ${hint} (S3 said ${code}).`, { key, cause: error });
+  }
+  if (key !== undefined && isS3NotFound(error)) return new ObjectNotFoundError(key, { cause: error });
+  if (status === 403 || code === 'AccessDenied') {
+    return new StoragePermissionError(
+      `Access denied to ${action} ${target}. Check the credentials' policy; note that without ` +
+        's3:ListBucket a missing key is reported as 403 instead of 404.',
+      { key, cause: error },
+    );
+  }
+  const reason = `${code ?? 'error'}${status === undefined ? '' : ` (HTTP ${status})`}`;
+  const message = `Could not ${action} ${target}: S3 answered ${reason}.`;
+  return context.write === true
+    ? new StorageWriteError(`${message} Nothing was kept; retry, or check the server.`, { key, cause: error })
+    : new StorageError(message, 'E_STORAGE', { key, cause: error });
+}

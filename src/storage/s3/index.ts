@@ -1,0 +1,9 @@
+export { S3Storage } from './s3-storage.js';
+export type {
+  S3NoOverwriteStrategy,
+  S3ObjectParameters,
+  S3StorageClientOptions,
+  S3StorageInjectedClientOptions,
+  S3StorageOptions,
+} from './options.js';
+export { isS3NotFound, isS3PreconditionFailed, s3ErrorInfo, toStorageError } from './errors.js';

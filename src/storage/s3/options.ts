@@ -1,0 +1,140 @@
+import type { ObjectCannedACL, PutObjectCommandInput, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+
+/** Extra parameters sent with every write (server-side encryption, storage class, …). */
+export type S3ObjectParameters = Partial<
+  Pick<
+    PutObjectCommandInput,
+    | 'CacheControl'
+    | 'ContentDisposition'
+    | 'ContentEncoding'
+    | 'ContentLanguage'
+    | 'Expires'
+    | 'ServerSideEncryption'
+    | 'SSEKMSKeyId'
+    | 'SSEKMSEncryptionContext'
+    | 'BucketKeyEnabled'
+    | 'StorageClass'
+    | 'Tagging'
+  >
+>;
+
+/** How `save()` keeps a taken name from being overwritten. */
+export type S3NoOverwriteStrategy =
+  /**
+   * `If-None-Match: *` on PutObject, and a conditional zero-byte claim before a multipart
+   * upload. Atomic. Needs a server that honours conditional PutObject (AWS S3, MinIO, Ceph RGW,
+   * R2).
+   */
+  | 'conditional'
+  /**
+   * HEAD, then write. For servers that reject `If-None-Match`. Not atomic: two writers racing
+   * for one name can both win, and the later one replaces the earlier.
+   */
+  | 'head';
+
+interface S3StorageCommonOptions {
+  /** The bucket. */
+  bucket: string;
+  /**
+   * A key prefix inside the bucket, without leading or trailing `/`.
+   * @example 'media'
+   */
+  location?: string;
+  /**
+   * Replace existing objects by default.
+   * @default false
+   */
+  fileOverwrite?: boolean;
+  /**
+   * `url()` returns presigned GET URLs; false returns plain (public) URLs.
+   * @default true
+   */
+  querystringAuth?: boolean;
+  /**
+   * Lifetime of presigned URLs, in seconds (1 to 604800).
+   * @default 3600
+   */
+  querystringExpire?: number;
+  /**
+   * A domain (CDN, or a public bucket host) for plain URLs: `https://<customDomain>/<key>`. With
+   * it, `url()` never presigns.
+   * @example 'cdn.example.com'
+   */
+  customDomain?: string;
+  /**
+   * The endpoint that *clients* reach S3 at, when it differs from the one the server uses (a
+   * MinIO container reached as `http://minio:9000` inside Docker and `http://localhost:9000`
+   * from the browser). Presigned and plain URLs use it.
+   * @example 'http://localhost:9000'
+   */
+  publicEndpoint?: string;
+  /**
+   * Canned ACL for written objects.
+   * @default undefined (the bucket's default; most buckets now refuse ACLs)
+   */
+  defaultAcl?: ObjectCannedACL;
+  /** Extra parameters for every write, e.g. `{ ServerSideEncryption: 'AES256' }`. */
+  objectParameters?: S3ObjectParameters;
+  /**
+   * Multipart part size, in bytes (at least 5 MiB). Memory per upload is about
+   * `partSize × (queueSize + 1)`, whatever the file size.
+   * @default 8388608 (8 MiB)
+   */
+  partSize?: number;
+  /**
+   * Parts uploaded in parallel.
+   * @default 4
+   */
+  queueSize?: number;
+  /**
+   * How a taken name is protected when overwrite is off.
+   * @default 'conditional'
+   */
+  noOverwrite?: S3NoOverwriteStrategy;
+  /**
+   * Clock used to sign URLs. For tests.
+   * @default () => new Date()
+   */
+  now?: () => Date;
+}
+
+/** Connection settings when the storage creates its own client. */
+export interface S3StorageClientOptions extends S3StorageCommonOptions {
+  /**
+   * An S3-compatible endpoint. With it, path-style addressing and `WHEN_REQUIRED` checksums
+   * are the defaults.
+   * @example 'http://127.0.0.1:9000'
+   */
+  endpoint?: string;
+  /** @default 'us-east-1' */
+  region?: string;
+  /** Static credentials; omit to use the SDK's default chain (env, profile, IAM role). */
+  credentials?: S3ClientConfig['credentials'];
+  /**
+   * Path-style URLs (`host/bucket/key`).
+   * @default true with an endpoint, else false
+   */
+  forcePathStyle?: boolean;
+  /**
+   * When the SDK computes request checksums. The SDK's default (`WHEN_SUPPORTED`) sends CRC32
+   * trailers that several S3-compatible servers reject (aws-sdk-js-v3#6810, Ceph 16).
+   * @default 'WHEN_REQUIRED' with an endpoint, else the SDK's default
+   */
+  requestChecksumCalculation?: S3ClientConfig['requestChecksumCalculation'];
+  /** @default 'WHEN_REQUIRED' with an endpoint, else the SDK's default */
+  responseChecksumValidation?: S3ClientConfig['responseChecksumValidation'];
+  /** Anything else for the `S3Client` constructor. */
+  clientConfig?: Omit<S3ClientConfig, 'endpoint' | 'region' | 'credentials' | 'forcePathStyle'>;
+}
+
+/** Use a client you already have (its configuration is yours). */
+export interface S3StorageInjectedClientOptions extends S3StorageCommonOptions {
+  client: S3Client;
+}
+
+/** Options of `S3Storage`: a client config, or an injected `client`. */
+export type S3StorageOptions = S3StorageClientOptions | S3StorageInjectedClientOptions;
+
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+export const MAX_PRESIGN_SECONDS = 604800;

@@ -1,0 +1,171 @@
+/**
+ * The Storage interface, modelled on Django's storage API: `save`, `open`, `exists`, `delete`,
+ * `url`, plus `stat`, `list`, `copy` and `move`. Every implementation (memory, filesystem, S3)
+ * passes the same conformance suite, so code written against this interface behaves the same
+ * on a laptop and in production.
+ */
+import type { Readable } from 'node:stream';
+import type { ReadableStream } from 'node:stream/web';
+
+/**
+ * What `save()` accepts. Streams are consumed once, as they arrive; nothing is buffered whole.
+ *
+ * Buffers, strings, `Uint8Array`s and `Blob`s have a known length; Node `Readable`s, Web
+ * `ReadableStream`s and async iterables do not.
+ */
+export type StorageContent =
+  | Buffer
+  | Uint8Array
+  | string
+  | Readable
+  | ReadableStream<Uint8Array>
+  | globalThis.ReadableStream<Uint8Array>
+  | Blob
+  | AsyncIterable<Uint8Array>;
+
+/** Options of {@link Storage.save}. */
+export interface SaveOptions {
+  /**
+   * The object's media type.
+   * @default looked up from the key's extension with `mime-types`, else `application/octet-stream`
+   */
+  contentType?: string;
+  /**
+   * Stored `Content-Disposition` (S3 and memory; the filesystem has nowhere to keep it).
+   * @example 'attachment; filename="report.pdf"'
+   */
+  contentDisposition?: string;
+  /**
+   * Stored `Cache-Control` (S3 and memory).
+   * @example 'public, max-age=31536000, immutable'
+   */
+  cacheControl?: string;
+  /**
+   * User metadata, a string map (S3 `x-amz-meta-*`; kept by memory; not kept on the filesystem).
+   * Names are lower-cased by S3.
+   */
+  metadata?: Record<string, string>;
+  /**
+   * Replace an existing object at `name` instead of picking a free alternative name.
+   * @default the storage's `fileOverwrite` option (false)
+   */
+  overwrite?: boolean;
+  /** Abort the write. Nothing is left behind and a {@link StorageAbortedError} is thrown. */
+  signal?: AbortSignal;
+  /** Called as bytes are written, with the running total. */
+  onProgress?: (bytesWritten: number) => void;
+}
+
+/** What `save()` returns. */
+export interface SaveResult {
+  /** The key actually used: `name`, or a free alternative when `name` was taken. */
+  key: string;
+  /** Bytes written. */
+  size: number;
+  /** The stored media type. */
+  contentType: string;
+  /** The backend's entity tag, when it has one. */
+  etag?: string;
+}
+
+/** A byte range; both ends are inclusive, as in HTTP `Range: bytes=start-end`. */
+export interface ByteRange {
+  start: number;
+  /** Last byte (inclusive). @default the end of the object */
+  end?: number;
+}
+
+/** Options of {@link Storage.open}. */
+export interface OpenOptions {
+  /** Read only these bytes. */
+  range?: ByteRange;
+  /** Abort the read. */
+  signal?: AbortSignal;
+}
+
+/** What `stat()` returns. */
+export interface ObjectStat {
+  key: string;
+  size: number;
+  lastModified: Date;
+  contentType: string;
+  etag?: string;
+  /** User metadata (empty on the filesystem). */
+  metadata: Record<string, string>;
+  contentDisposition?: string;
+  cacheControl?: string;
+}
+
+/** One entry yielded by `list()`. */
+export interface ListEntry {
+  key: string;
+  size: number;
+  lastModified: Date;
+  etag?: string;
+}
+
+/** Options of {@link Storage.copy} and {@link Storage.move}. */
+export interface CopyOptions {
+  /**
+   * Replace an existing object at `to` instead of picking a free alternative name.
+   * @default the storage's `fileOverwrite` option (false)
+   */
+  overwrite?: boolean;
+}
+
+/** Options of {@link Storage.url}. */
+export interface UrlOptions {
+  /**
+   * Lifetime of a presigned URL, in seconds (1 to 604800). Ignored for public URLs.
+   * @default the storage's `querystringExpire` (3600)
+   */
+  expiresIn?: number;
+  /**
+   * Make the link download as this filename (`Content-Disposition: attachment`, RFC 5987).
+   * @example 'Quarterly report.pdf'
+   */
+  download?: string;
+}
+
+/** A shareable URL and, when it is presigned, when it stops working. */
+export interface StorageUrl {
+  url: string;
+  /** Set when the URL is presigned: consumers must fetch before this instant. */
+  expiresAt?: Date;
+}
+
+/**
+ * A place to keep files. Keys are `/`-separated relative paths (see `validateKey`).
+ *
+ * Shared semantics:
+ * - `save` never overwrites unless asked: a taken name becomes `<stem>_<7 random chars><ext>`,
+ *   claimed atomically, and the key used is returned.
+ * - A failed or aborted write leaves nothing behind.
+ * - `delete` of a missing key is not an error.
+ */
+export interface Storage {
+  /**
+   * Store `content` under `name`, or under a free alternative name when `name` is taken.
+   * @example
+   * const { key } = await storage.save('uploads/2026/11/report.pdf', stream)
+   */
+  save(name: string, content: StorageContent, options?: SaveOptions): Promise<SaveResult>;
+  /** Stream an object's bytes. Throws {@link ObjectNotFoundError} for a missing key. */
+  open(key: string, options?: OpenOptions): Promise<Readable>;
+  /** An object's size, type, dates and metadata. Throws {@link ObjectNotFoundError}. */
+  stat(key: string): Promise<ObjectStat>;
+  /** Whether an object exists at `key`. */
+  exists(key: string): Promise<boolean>;
+  /** Delete an object; a missing key is not an error. */
+  delete(key: string): Promise<void>;
+  /** Every object whose key starts with `prefix`, paging through as needed. */
+  list(prefix?: string): AsyncIterable<ListEntry>;
+  /** Copy an object; returns the key actually used (see `overwrite`). */
+  copy(from: string, to: string, options?: CopyOptions): Promise<{ key: string }>;
+  /** Move an object; returns the key actually used (see `overwrite`). */
+  move(from: string, to: string, options?: CopyOptions): Promise<{ key: string }>;
+  /** A shareable URL for `key` (presigned on private S3 buckets). */
+  url(key: string, options?: UrlOptions): Promise<string>;
+  /** Like {@link Storage.url}, and also says when a presigned URL expires. */
+  signedUrl(key: string, options?: UrlOptions): Promise<StorageUrl>;
+}

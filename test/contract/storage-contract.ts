@@ -1,0 +1,343 @@
+/**
+ * One conformance suite for every Storage. Each backend's test file calls storageContract()
+ * with a fixture factory; backend-only checks live beside it in its own file.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  InvalidKeyError,
+  ObjectNotFoundError,
+  StorageAbortedError,
+  StorageWriteError,
+  isInvalidKeyError,
+  type Storage,
+  type StorageContent,
+} from '../../src/index.js';
+import { HOSTILE_KEYS } from '../fixtures/hostile-keys.js';
+import { bytesOf, patternStream, sha256 } from '../helpers/streams.js';
+
+export interface StorageFixture {
+  storage: Storage;
+  /** A storage over the same place with `fileOverwrite: true`. */
+  overwriting: Storage;
+  /** Everything the backend holds for this fixture: objects, temp files, unfinished uploads. */
+  leftovers(): Promise<string[]>;
+  cleanup(): Promise<void>;
+}
+
+export interface ContractOptions {
+  /** Whether stat() returns the stored contentType/metadata/cacheControl (the filesystem does not). */
+  keepsMetadata: boolean;
+  /** Size of a stream that takes the multipart path (S3: more than one part). */
+  largeStreamBytes: number;
+}
+
+const ALTERNATIVE = (dir: string, stem: string, ext: string): RegExp =>
+  new RegExp(`^${dir.replace(/[.*+?^${}()|[\]\\/]/gu, '\\$&')}${stem}_[a-zA-Z0-9]{7}${ext.replace('.', '\\.')}$`, 'u');
+
+async function expectNothingLeft(fixture: StorageFixture): Promise<void> {
+  expect(await fixture.leftovers()).toEqual([]);
+}
+
+export function storageContract(name: string, makeFixture: () => Promise<StorageFixture>, options: ContractOptions): void {
+  describe(`Storage contract: ${name}`, () => {
+    let fixture: StorageFixture;
+    let storage: Storage;
+
+    beforeEach(async () => {
+      fixture = await makeFixture();
+      storage = fixture.storage;
+    });
+    afterEach(async () => {
+      await fixture.cleanup();
+    });
+
+    describe('save and open', () => {
+      const payload = 'héllo, wörld — 你好\n'.repeat(100);
+      const kinds: Array<[string, () => StorageContent]> = [
+        ['string', () => payload],
+        ['Buffer', () => Buffer.from(payload)],
+        ['Uint8Array', () => new Uint8Array(Buffer.from(payload))],
+        ['Node Readable', () => Readable.from([Buffer.from(payload.slice(0, 50)), Buffer.from(payload.slice(50))])],
+        ['Web ReadableStream', () => new Blob([payload]).stream()],
+        ['Blob', () => new Blob([payload])],
+        [
+          'AsyncIterable',
+          () =>
+            (async function* () {
+              yield Buffer.from(payload);
+            })(),
+        ],
+      ];
+      for (const [kind, make] of kinds) {
+        it(`round-trips a ${kind}`, async () => {
+          const result = await storage.save('docs/note.txt', make());
+          expect(result).toMatchObject({ key: 'docs/note.txt', size: Buffer.byteLength(payload), contentType: 'text/plain' });
+          expect(await text(await storage.open(result.key))).toBe(payload);
+        });
+      }
+
+      it('derives the content type from the extension, else application/octet-stream', async () => {
+        expect((await storage.save('a/photo.png', 'x')).contentType).toBe('image/png');
+        expect((await storage.save('a/blob.unknownext', 'x')).contentType).toBe('application/octet-stream');
+        expect((await storage.save('a/noext', 'x')).contentType).toBe('application/octet-stream');
+        expect((await storage.stat('a/photo.png')).contentType).toBe('image/png');
+      });
+
+      it('reports progress up to the full size', async () => {
+        const seen: number[] = [];
+        const size = 3 * 1024 * 1024 + 7;
+        const result = await storage.save('p/progress.bin', patternStream(size), { onProgress: (n) => seen.push(n) });
+        expect(result.size).toBe(size);
+        expect(seen.at(-1)).toBe(size);
+        expect([...seen].sort((a, b) => a - b)).toEqual(seen);
+      });
+
+      it('keeps Unicode keys', async () => {
+        const key = 'отчёты/报告 2026/Ünïcödé résumé.pdf';
+        const { key: saved } = await storage.save(key, 'unicode');
+        expect(saved).toBe(key);
+        expect(await text(await storage.open(key))).toBe('unicode');
+        const listed = [];
+        for await (const entry of storage.list('отчёты/')) listed.push(entry.key);
+        expect(listed).toEqual([key]);
+      });
+
+      it('reads a byte range', async () => {
+        await storage.save('r/range.txt', '0123456789');
+        expect(await text(await storage.open('r/range.txt', { range: { start: 2, end: 5 } }))).toBe('2345');
+        expect(await text(await storage.open('r/range.txt', { range: { start: 7 } }))).toBe('789');
+      });
+
+      if (options.keepsMetadata) {
+        it('keeps content type, disposition, cache control and metadata', async () => {
+          await storage.save('m/data.bin', 'x', {
+            contentType: 'text/csv',
+            contentDisposition: 'attachment; filename="data.csv"',
+            cacheControl: 'max-age=60',
+            metadata: { owner: 'alice', batch: '42' },
+          });
+          const stat = await storage.stat('m/data.bin');
+          expect(stat).toMatchObject({
+            key: 'm/data.bin',
+            size: 1,
+            contentType: 'text/csv',
+            contentDisposition: 'attachment; filename="data.csv"',
+            cacheControl: 'max-age=60',
+            metadata: { owner: 'alice', batch: '42' },
+          });
+        });
+      }
+    });
+
+    describe('no overwrite by default', () => {
+      it('saves a taken name under <stem>_<7 chars><ext> and keeps the first object', async () => {
+        const first = await storage.save('uploads/2026/11/report.pdf', 'first');
+        const second = await storage.save('uploads/2026/11/report.pdf', 'second');
+        expect(first.key).toBe('uploads/2026/11/report.pdf');
+        expect(second.key).toMatch(ALTERNATIVE('uploads/2026/11/', 'report', '.pdf'));
+        expect(await text(await storage.open(first.key))).toBe('first');
+        expect(await text(await storage.open(second.key))).toBe('second');
+      });
+
+      it('applies the same rule to streams', async () => {
+        await storage.save('s/stream.bin', patternStream(1024));
+        const second = await storage.save('s/stream.bin', patternStream(2048));
+        expect(second.key).toMatch(ALTERNATIVE('s/', 'stream', '.bin'));
+        expect((await storage.stat('s/stream.bin')).size).toBe(1024);
+        expect((await storage.stat(second.key)).size).toBe(2048);
+      });
+
+      it('replaces the object with { overwrite: true }, and by default with fileOverwrite', async () => {
+        await storage.save('o/a.txt', 'one');
+        expect((await storage.save('o/a.txt', 'two', { overwrite: true })).key).toBe('o/a.txt');
+        expect(await text(await storage.open('o/a.txt'))).toBe('two');
+        const { overwriting } = fixture;
+        await overwriting.save('o/b.txt', 'one');
+        expect((await overwriting.save('o/b.txt', patternStream(10))).key).toBe('o/b.txt');
+        expect((await overwriting.stat('o/b.txt')).size).toBe(10);
+        expect((await overwriting.save('o/b.txt', 'kept', { overwrite: false })).key).toMatch(ALTERNATIVE('o/', 'b', '.txt'));
+        expect((await overwriting.stat('o/b.txt')).size).toBe(10);
+      });
+
+      it('gives 50 concurrent small saves of one name 50 distinct keys, every object intact', async () => {
+        const bodies = Array.from({ length: 50 }, (_, i) => `body number ${i} ${randomUUID()}`);
+        const results = await Promise.all(bodies.map((body) => storage.save('c/same.txt', body)));
+        expect(new Set(results.map((r) => r.key)).size).toBe(50);
+        for (const [i, result] of results.entries()) {
+          expect(result.key === 'c/same.txt' || ALTERNATIVE('c/', 'same', '.txt').test(result.key)).toBe(true);
+          expect(await text(await storage.open(result.key))).toBe(bodies[i]);
+        }
+      });
+
+      it('gives 50 concurrent large stream saves of one name 50 distinct keys, every object intact', async () => {
+        const size = options.largeStreamBytes;
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => storage.save('c/big.bin', patternStream(size, i))),
+        );
+        expect(new Set(results.map((r) => r.key)).size).toBe(50);
+        const byKey = new Map(results.map((r, i) => [r.key, i]));
+        for (const [key, seed] of byKey) {
+          expect(await sha256(await storage.open(key))).toBe(await sha256(patternStream(size, seed)));
+        }
+      });
+    });
+
+    describe('abort and failure leave nothing behind', () => {
+      it('an aborted stream save throws StorageAbortedError and leaves nothing', async () => {
+        const controller = new AbortController();
+        const size = options.largeStreamBytes * 3;
+        const source = patternStream(size, 1, (sent) => {
+          if (sent >= options.largeStreamBytes + 1024 * 1024) controller.abort();
+        });
+        const error = await storage.save('x/aborted.bin', source, { signal: controller.signal }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(StorageAbortedError);
+        expect(error).toMatchObject({ code: 'E_ABORTED', key: 'x/aborted.bin' });
+        await expectNothingLeft(fixture);
+      });
+
+      it('an already-aborted signal writes nothing', async () => {
+        const error = await storage.save('x/pre.txt', 'x', { signal: AbortSignal.abort() }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(StorageAbortedError);
+        await expectNothingLeft(fixture);
+      });
+
+      it('a source stream that errors midway throws StorageWriteError with the cause, and leaves nothing', async () => {
+        const boom = new Error('disk on fire');
+        const source = (async function* () {
+          yield bytesOf(options.largeStreamBytes);
+          yield bytesOf(1024 * 1024);
+          throw boom;
+        })();
+        const error = await storage.save('x/broken.bin', source).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(StorageWriteError);
+        expect(error).toMatchObject({ code: 'E_WRITE_FAILED', key: 'x/broken.bin' });
+        expect(String((error as Error).message)).toContain('x/broken.bin');
+        expect((error as Error).cause).toBe(boom);
+        await expectNothingLeft(fixture);
+      });
+    });
+
+    describe('keys', () => {
+      it.each(HOSTILE_KEYS)('refuses hostile key %j everywhere, writing nothing', async (key) => {
+        await storage.save('ok/existing.txt', 'x');
+        const attempts: Array<[string, () => Promise<unknown>]> = [
+          ['save', () => storage.save(key, 'evil')],
+          ['save stream', () => storage.save(key, Readable.from([Buffer.from('evil')]))],
+          ['open', () => storage.open(key)],
+          ['stat', () => storage.stat(key)],
+          ['exists', () => storage.exists(key)],
+          ['delete', () => storage.delete(key)],
+          ['copy to', () => storage.copy('ok/existing.txt', key)],
+          ['move to', () => storage.move('ok/existing.txt', key)],
+          ['copy from', () => storage.copy(key, 'ok/copy.txt')],
+          ['url', () => storage.url(key)],
+        ];
+        for (const [operation, attempt] of attempts) {
+          const error = await attempt().then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(error, operation).toBeInstanceOf(InvalidKeyError);
+          expect(isInvalidKeyError(error), operation).toBe(true);
+          expect(error, operation).toMatchObject({ code: 'E_INVALID_KEY' });
+        }
+        await storage.delete('ok/existing.txt');
+        await expectNothingLeft(fixture);
+      });
+    });
+
+    describe('stat, exists, delete, list', () => {
+      it('reports a missing key as ObjectNotFoundError, exists() false, delete() fine', async () => {
+        await expect(storage.open('nope/missing.txt')).rejects.toBeInstanceOf(ObjectNotFoundError);
+        await expect(storage.stat('nope/missing.txt')).rejects.toMatchObject({ code: 'E_OBJECT_NOT_FOUND', key: 'nope/missing.txt' });
+        expect(await storage.exists('nope/missing.txt')).toBe(false);
+        await expect(storage.delete('nope/missing.txt')).resolves.toBeUndefined();
+      });
+
+      it('stats, deletes and forgets an object', async () => {
+        const before = Date.now();
+        await storage.save('d/file.json', '{"a":1}');
+        const stat = await storage.stat('d/file.json');
+        expect(stat.size).toBe(7);
+        expect(stat.contentType).toBe('application/json');
+        expect(Math.abs(stat.lastModified.getTime() - before)).toBeLessThan(120_000);
+        expect(await storage.exists('d/file.json')).toBe(true);
+        await storage.delete('d/file.json');
+        expect(await storage.exists('d/file.json')).toBe(false);
+      });
+
+      it('lists everything under a prefix, and only that', async () => {
+        const keys = ['a/1.txt', 'a/2.txt', 'a/b/3.txt', 'a/b/c/4.txt', 'ab/5.txt', 'z.txt'];
+        for (const key of keys) await storage.save(key, key);
+        const list = async (prefix: string) => {
+          const out: string[] = [];
+          for await (const entry of storage.list(prefix)) out.push(entry.key);
+          return out.sort();
+        };
+        expect(await list('a/')).toEqual(['a/1.txt', 'a/2.txt', 'a/b/3.txt', 'a/b/c/4.txt']);
+        expect(await list('a')).toEqual(['a/1.txt', 'a/2.txt', 'a/b/3.txt', 'a/b/c/4.txt', 'ab/5.txt']);
+        expect(await list('')).toEqual([...keys].sort());
+        expect(await list('none/')).toEqual([]);
+        for await (const entry of storage.list('a/b/c/')) expect(entry).toMatchObject({ key: 'a/b/c/4.txt', size: 11 });
+      });
+    });
+
+    describe('copy and move', () => {
+      it('copies, keeping the source', async () => {
+        await storage.save('cp/src.txt', 'payload');
+        expect(await storage.copy('cp/src.txt', 'cp/dst.txt')).toEqual({ key: 'cp/dst.txt' });
+        expect(await text(await storage.open('cp/dst.txt'))).toBe('payload');
+        expect(await storage.exists('cp/src.txt')).toBe(true);
+      });
+
+      it('does not overwrite on copy or move unless asked', async () => {
+        await storage.save('cp/src.txt', 'new');
+        await storage.save('cp/dst.txt', 'old');
+        const copied = await storage.copy('cp/src.txt', 'cp/dst.txt');
+        expect(copied.key).toMatch(ALTERNATIVE('cp/', 'dst', '.txt'));
+        expect(await text(await storage.open('cp/dst.txt'))).toBe('old');
+        await storage.copy('cp/src.txt', 'cp/dst.txt', { overwrite: true });
+        expect(await text(await storage.open('cp/dst.txt'))).toBe('new');
+        const moved = await storage.move('cp/src.txt', 'cp/dst.txt');
+        expect(moved.key).toMatch(ALTERNATIVE('cp/', 'dst', '.txt'));
+        expect(await storage.exists('cp/src.txt')).toBe(false);
+      });
+
+      it('moves, removing the source', async () => {
+        await storage.save('mv/src.txt', 'payload');
+        expect(await storage.move('mv/src.txt', 'mv/deeper/dst.txt')).toEqual({ key: 'mv/deeper/dst.txt' });
+        expect(await text(await storage.open('mv/deeper/dst.txt'))).toBe('payload');
+        expect(await storage.exists('mv/src.txt')).toBe(false);
+      });
+
+      it('throws ObjectNotFoundError for a missing source and writes nothing', async () => {
+        await expect(storage.copy('cp/missing.txt', 'cp/dst.txt')).rejects.toMatchObject({
+          code: 'E_OBJECT_NOT_FOUND',
+          key: 'cp/missing.txt',
+        });
+        await expect(storage.move('cp/missing.txt', 'cp/dst.txt')).rejects.toBeInstanceOf(ObjectNotFoundError);
+        await expectNothingLeft(fixture);
+      });
+    });
+
+    describe('url', () => {
+      it('percent-encodes the key', async () => {
+        const { key } = await storage.save('u/a file #1?.txt', 'x');
+        const url = await storage.url(key);
+        expect(url).toContain('u/a%20file%20%231%3F.txt');
+      });
+
+      it('adds an RFC 5987 attachment disposition for download', async () => {
+        const { key } = await storage.save('u/report.pdf', 'x');
+        const url = new URL(await storage.url(key, { download: 'Résumé 2026.pdf' }), 'http://localhost/');
+        expect(url.searchParams.get('response-content-disposition')).toBe(
+          `attachment; filename="R_sum_ 2026.pdf"; filename*=UTF-8''R%C3%A9sum%C3%A9%202026.pdf`,
+        );
+      });
+    });
+  });
+}
+
