@@ -38,7 +38,6 @@ interface Template {
 }
 
 const PROBE_KEY = 'doorito-probe';
-const CAPTURE = Symbol('capture');
 
 type Handler = (args: { request: unknown }) => Promise<unknown>;
 
@@ -59,17 +58,14 @@ export class UrlSigner {
     stack.addRelativeTo(
       ((_next: Handler, context: Record<string, unknown>) => async (args: { request: unknown }) => {
         captured = { request: args.request as RequestShape, context };
-        throw CAPTURE;
+        // Stop here, before signing and sending, exactly as getSignedUrl's middleware does.
+        return { response: {}, output: { $metadata: { httpStatusCode: 200 } } };
       }) as never,
       { name: 'doorito:captureRequest', relation: 'before', toMiddleware: 'awsAuthMiddleware', override: true },
     );
     const command = new GetObjectCommand({ Bucket: this.#bucket, Key: PROBE_KEY });
     const handler = command.resolveMiddleware(stack as never, this.#client.config, {});
-    try {
-      await handler({ input: command.input });
-    } catch (error) {
-      if (error !== CAPTURE) throw error;
-    }
+    await handler({ input: command.input });
     if (captured === undefined) throw new Error('could not capture the GetObject request shape');
     const { request, context } = captured;
     // The same per-invocation headers getSignedUrl drops.
