@@ -1,51 +1,8 @@
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectsCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  type S3Client,
-} from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
 import { afterAll } from 'vitest';
-import { S3Storage } from '../../src/storage/s3/index.js';
-import { describeS3, rawClient, type S3TestEnv } from '../helpers/s3-env.js';
+import { PART, s3Cleanup, s3Leftovers, s3StorageFor } from '../helpers/s3-fixture.js';
+import { describeS3, rawClient } from '../helpers/s3-env.js';
 import { storageContract } from './storage-contract.js';
-
-const PART = 5 * 1024 * 1024;
-
-/** Objects and unfinished multipart uploads under `prefix`. */
-export async function s3Leftovers(client: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const objects = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-  const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
-  return [
-    ...(objects.Contents ?? []).map((o) => `object ${o.Key}`),
-    ...(uploads.Uploads ?? []).map((u) => `multipart upload ${u.Key} ${u.UploadId}`),
-  ];
-}
-
-export async function s3Cleanup(client: S3Client, bucket: string, prefix: string): Promise<void> {
-  const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
-  for (const u of uploads.Uploads ?? []) {
-    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }));
-  }
-  for (;;) {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-    const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key }));
-    if (keys.length === 0) return;
-    await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
-  }
-}
-
-export function s3StorageFor(env: S3TestEnv, options: Partial<ConstructorParameters<typeof S3Storage>[0]> = {}): S3Storage {
-  return new S3Storage({
-    bucket: env.bucket,
-    endpoint: env.endpoint,
-    region: env.region,
-    credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey },
-    partSize: PART,
-    ...options,
-  } as ConstructorParameters<typeof S3Storage>[0]);
-}
 
 describeS3('S3Storage', (env) => {
   const client = rawClient(env);

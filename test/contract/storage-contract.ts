@@ -2,7 +2,7 @@
  * One conformance suite for every Storage. Each backend's test file calls storageContract()
  * with a fixture factory; backend-only checks live beside it in its own file.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

@@ -85,7 +85,8 @@ export function toStorageError(
   if (hint !== undefined) {
     return new StorageConfigError(`Could not ${action} ${target}: ${hint} (S3 said ${code}).`, { key, cause: error });
   }
-  if (key !== undefined && isS3NotFound(error)) return new ObjectNotFoundError(key, { cause: error });
+  // On a write, a 404 is about the upload (NoSuchUpload), not a missing object.
+  if (key !== undefined && context.write !== true && isS3NotFound(error)) return new ObjectNotFoundError(key, { cause: error });
   if (status === 403 || code === 'AccessDenied') {
     return new StoragePermissionError(
       `Access denied to ${action} ${target}. Check the credentials' policy; note that without ` +
