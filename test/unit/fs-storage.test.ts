@@ -238,16 +238,29 @@ describe('location and url()', () => {
 });
 
 describe('atomic writes', () => {
-  it('20 concurrent overwriting saves leave exactly one writer\'s full content and no temp files', async () => {
+  it("20 concurrent overwriting saves leave exactly one writer's full content and no temp files", async () => {
     const storage = new FileSystemStorage({ location: root });
     const size = 512 * 1024 + 3;
     const writers = Array.from({ length: 20 }, (_, seed) => seed);
+    const expected = await Promise.all(writers.map((seed) => sha256(patternStream(size, seed))));
+    expect(new Set(expected).size).toBe(20);
+    // Start from writer 0's content so that every read, even the first, must see a whole object.
+    await storage.save('race/same.bin', patternStream(size, 0));
+
+    let racing = true;
+    const seen: string[] = [];
+    const reader = (async () => {
+      while (racing) seen.push(await sha256(await storage.open('race/same.bin')));
+    })();
     const results = await Promise.all(
       writers.map((seed) => storage.save('race/same.bin', patternStream(size, seed), { overwrite: true })),
     );
+    racing = false;
+    await reader;
+
     expect(results.every((r) => r.key === 'race/same.bin' && r.size === size)).toBe(true);
-    const expected = await Promise.all(writers.map((seed) => sha256(patternStream(size, seed))));
-    expect(new Set(expected).size).toBe(20);
+    expect(seen.length).toBeGreaterThan(0);
+    for (const hash of seen) expect(expected).toContain(hash);
     expect((await stat(path.join(root, 'race', 'same.bin'))).size).toBe(size);
     expect(expected).toContain(await sha256(await storage.open('race/same.bin')));
     expect(await readdir(path.join(root, 'race'))).toEqual(['same.bin']);
@@ -306,6 +319,8 @@ describe('atomic writes', () => {
     const storage = new FileSystemStorage({ location: root });
     const old = Buffer.alloc(120_000, 'o');
     await storage.save('slow/file.bin', old);
+    // A download opened before the overwrite keeps reading the old file, whole, after it.
+    const download = await storage.open('slow/file.bin');
     const first = Buffer.alloc(100_000, 'n');
     const rest = Buffer.alloc(50_000, 'w');
     const { stream, release } = pausingStream(first, rest);
@@ -317,6 +332,7 @@ describe('atomic writes', () => {
 
     release();
     await saving;
+    expect((await readAll(download)).equals(old)).toBe(true);
     expect((await readAll(await storage.open('slow/file.bin'))).equals(Buffer.concat([first, rest]))).toBe(true);
     expect(await readdir(path.join(root, 'slow'))).toEqual(['file.bin']);
   });
