@@ -117,7 +117,9 @@ export async function claimAvailableName(name: string, tryClaim: (candidate: str
 }
 
 /** RFC 6266 / RFC 5987 `attachment` disposition for a download filename. */
-export function attachmentDisposition(filename: string): string {
+export function attachmentDisposition(name: string): string {
+  // A lone surrogate cannot be percent-encoded; replace it rather than throw a URIError.
+  const filename = name.toWellFormed();
   const fallback = filename.replace(/[^\x20-\x7e]|["\\%]/gu, '_');
   const encoded = encodeURIComponent(filename).replace(
     /['()*]/gu,

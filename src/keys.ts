@@ -128,8 +128,19 @@ export function randomSuffix(length = 7): string {
 export function alternativeName(key: string): string {
   const { dir, stem, ext } = splitKey(key);
   const suffix = `_${randomSuffix(7)}`;
-  const room = MAX_SEGMENT_BYTES - byteLength(suffix) - byteLength(ext);
-  return `${dir}${truncateBytes(stem, Math.max(room, 1))}${suffix}${ext}`;
+  // Room for stem + ext within both the segment and the whole-key limits.
+  const room = Math.min(MAX_SEGMENT_BYTES, MAX_KEY_BYTES - byteLength(dir)) - byteLength(suffix);
+  if (room < 1) {
+    throw new InvalidKeyError(key, 'it is too long to take a "_<7 chars>" suffix when the name is taken; use a shorter name');
+  }
+  let keptStem = stem;
+  let keptExt = ext;
+  if (byteLength(stem) + byteLength(ext) > room) {
+    // Shorten the stem first; cut the extension only when it alone leaves no room.
+    if (byteLength(ext) > room - 1) keptExt = truncateBytes(ext, room - 1);
+    keptStem = truncateBytes(stem, room - byteLength(keptExt));
+  }
+  return `${dir}${keptStem}${suffix}${keptExt}`;
 }
 
 /** Options of {@link getValidName}. */
@@ -153,17 +164,20 @@ export interface ValidNameOptions {
  * getValidName('报告 2026.pdf')                         // '报告_2026.pdf'
  */
 export function getValidName(filename: string, options: ValidNameOptions = {}): string {
-  const maxBytes = options.maxBytes ?? 200;
+  const maxBytes = Math.min(options.maxBytes ?? 200, MAX_SEGMENT_BYTES);
   const base = String(filename).normalize('NFC').split(/[/\\]/u).pop() ?? '';
   const cleaned = base.trim().replace(/\s/gu, '_').replace(/[^\p{L}\p{N}\p{M}_.-]/gu, '');
-  if (cleaned === '' || cleaned === '.' || cleaned === '..' || /^\.+$/u.test(cleaned)) {
-    throw new InvalidKeyError(filename, 'it has no usable characters once cleaned');
+  let name = cleaned;
+  if (byteLength(cleaned) > maxBytes) {
+    const { stem, ext } = splitKey(cleaned);
+    // An absurdly long "extension" is not one worth keeping whole.
+    const keptExt = byteLength(ext) > maxBytes / 2 ? '' : ext;
+    name = truncateBytes(stem, maxBytes - byteLength(keptExt)) + keptExt;
   }
-  if (byteLength(cleaned) <= maxBytes) return cleaned;
-  const { stem, ext } = splitKey(cleaned);
-  // An absurdly long "extension" is not one worth keeping whole.
-  const keptExt = byteLength(ext) > maxBytes / 2 ? '' : ext;
-  return truncateBytes(stem, maxBytes - byteLength(keptExt)) + keptExt;
+  if (name === '' || /^\.+$/u.test(name)) {
+    throw new InvalidKeyError(filename, 'it has no usable characters once cleaned and shortened');
+  }
+  return name;
 }
 
 /** Percent-encode each segment of a key for use in a URL path (the `/` stay as they are). */

@@ -200,9 +200,9 @@ describe('getValidName', () => {
     }
   });
 
-  // BUG: with a small maxBytes the shortened name can be ".." (or "."), which the docs say is
+  // Regression (was a bug): with a small maxBytes the shortened name can be ".." (or "."), which the docs say is
   // refused and which validateKey() refuses. Shortening must not produce a forbidden name.
-  it.fails('never returns "." or ".." after shortening to a small maxBytes', () => {
+  it('never returns "." or ".." after shortening to a small maxBytes', () => {
     for (const maxBytes of [1, 2]) {
       let name: string | undefined;
       try {
@@ -252,11 +252,11 @@ describe('alternativeName', () => {
     expect(used.size).toBe(62);
   });
 
-  // BUG: the stem is shortened only against the segment limit, and only down to one character, so
+  // Regression (was a bug): the stem is shortened only against the segment limit, and only down to one character, so
   // a valid key with a long extension gets an alternative whose segment passes 255 bytes. On the
   // filesystem the second save of such a key fails with StorageWriteError (ENAMETOOLONG) instead
   // of getting a free name.
-  it.fails('keeps the segment within 255 bytes even when the extension is long', () => {
+  it('keeps the segment within 255 bytes even when the extension is long', () => {
     const key = `a.${'b'.repeat(249)}`; // a valid 251-byte segment
     expect(validateKey(key)).toBe(key);
     const name = alternativeName(key);
@@ -264,10 +264,10 @@ describe('alternativeName', () => {
     expect(validateKey(name)).toBe(name);
   });
 
-  // BUG: the suffix adds 8 bytes with no check against the 1024-byte key limit. The filesystem
+  // Regression (was a bug): the suffix adds 8 bytes with no check against the 1024-byte key limit. The filesystem
   // storage then saves the second copy of a 1024-byte key under a 1032-byte key that its own
   // open(), stat() and delete() refuse with InvalidKeyError.
-  it.fails('keeps a 1024-byte key within 1024 bytes', () => {
+  it('keeps a 1024-byte key within 1024 bytes', () => {
     const segment = 'x'.repeat(200);
     const key = `${segment}/${segment}/${segment}/${segment}/${'y'.repeat(1024 - 804 - 4)}.txt`;
     expect(bytes(key)).toBe(MAX_KEY_BYTES);

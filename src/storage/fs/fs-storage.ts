@@ -97,7 +97,8 @@ export class FileSystemStorage implements Storage {
 
   constructor(options: FileSystemStorageOptions = {}) {
     this.#location = path.resolve(options.location ?? './media');
-    this.#baseUrl = options.baseUrl ?? '/media/';
+    const baseUrl = options.baseUrl ?? '/media/';
+    this.#baseUrl = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
     this.#fileOverwrite = options.fileOverwrite ?? false;
     this.#directoryMode = options.directoryMode ?? 0o755;
     this.#fileMode = options.fileMode ?? 0o644;
@@ -118,24 +119,51 @@ export class FileSystemStorage implements Storage {
     return this.#root;
   }
 
+  #inside(root: string, real: string): boolean {
+    return real === root || real.startsWith(root + path.sep);
+  }
+
+  #escapes(key: string): InvalidKeyError {
+    return new InvalidKeyError(key, `it resolves outside the storage root "${this.#location}" through a symlink`);
+  }
+
+  /**
+   * Create the directories of `segments` under the root, refusing to create anything when an
+   * existing ancestor is a symlink that leads out of the root.
+   */
+  async #createDirectories(key: string, root: string, segments: string[]): Promise<void> {
+    let existing = segments.length;
+    while (existing > 0) {
+      try {
+        await stat(path.join(root, ...segments.slice(0, existing)));
+        break;
+      } catch (error) {
+        if (errnoCode(error) !== 'ENOENT') throw this.#translate(error, key, 'create the directory of');
+        existing -= 1;
+      }
+    }
+    const base = await realpath(path.join(root, ...segments.slice(0, existing)));
+    if (!this.#inside(root, base)) throw this.#escapes(key);
+    if (existing < segments.length) {
+      await mkdir(path.join(base, ...segments.slice(existing)), { recursive: true, mode: this.#directoryMode });
+    }
+  }
+
   /** Resolve `key` to a path inside the root, refusing escapes through symlinked directories. */
   async #resolve(key: string, options: { createParent?: boolean } = {}): Promise<{ file: string; dir: string }> {
     validateKey(key);
     const root = await this.#realRoot();
     const segments = key.split('/');
     const name = segments.pop() as string;
-    const wanted = path.join(root, ...segments);
-    if (options.createParent === true) await mkdir(wanted, { recursive: true, mode: this.#directoryMode });
+    if (options.createParent === true) await this.#createDirectories(key, root, segments);
     let dir: string;
     try {
-      dir = await realpath(wanted);
+      dir = await realpath(path.join(root, ...segments));
     } catch (error) {
       if (errnoCode(error) === 'ENOENT' || errnoCode(error) === 'ENOTDIR') throw new ObjectNotFoundError(key, { cause: error });
       throw this.#translate(error, key, 'resolve');
     }
-    if (dir !== root && !dir.startsWith(root + path.sep)) {
-      throw new InvalidKeyError(key, `it resolves outside the storage root "${this.#location}" through a symlink`);
-    }
+    if (!this.#inside(root, dir)) throw this.#escapes(key);
     return { file: path.join(dir, name), dir };
   }
 
@@ -149,9 +177,7 @@ export class FileSystemStorage implements Storage {
     } catch (error) {
       throw this.#translate(error, key, 'read');
     }
-    if (!real.startsWith(root + path.sep)) {
-      throw new InvalidKeyError(key, `it resolves outside the storage root "${this.#location}" through a symlink`);
-    }
+    if (!this.#inside(root, real) || real === root) throw this.#escapes(key);
     return real;
   }
 
@@ -283,8 +309,10 @@ export class FileSystemStorage implements Storage {
   async *list(prefix = ''): AsyncIterable<ListEntry> {
     validatePrefix(prefix);
     const root = await this.#realRoot();
-    const slash = prefix.lastIndexOf('/');
-    const startDir = prefix.slice(0, slash + 1);
+    const startDir = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    // Never walk through a symlinked directory that leads out of the root.
+    const real = await realpath(path.join(root, ...startDir.split('/').filter(Boolean))).catch(() => undefined);
+    if (real === undefined || !this.#inside(root, real)) return;
     yield* this.#walk(root, startDir, prefix);
   }
 
