@@ -6,7 +6,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import mime from 'mime-types';
 import { StorageAbortedError, StorageWriteError, isStorageError } from './errors.js';
-import { alternativeName } from './keys.js';
+import { alternativeName, encodeKeyForUrl } from './keys.js';
 import type { StorageContent } from './types.js';
 
 /** Content whose bytes are already in memory, or a stream read once. */
@@ -126,4 +126,14 @@ export function attachmentDisposition(name: string): string {
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
   );
   return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
+}
+
+/**
+ * A URL for storages without signing (filesystem, memory): `baseUrl` + the percent-encoded key,
+ * plus the download disposition as `response-content-disposition`, as S3 takes it, for the
+ * static route to honour.
+ */
+export function unsignedUrl(baseUrl: string, key: string, download: string | undefined): string {
+  const query = download === undefined ? '' : `?response-content-disposition=${encodeURIComponent(attachmentDisposition(download))}`;
+  return `${baseUrl}${encodeKeyForUrl(key)}${query}`;
 }

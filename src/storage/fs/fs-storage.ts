@@ -6,7 +6,6 @@ import { pipeline } from 'node:stream/promises';
 import { inspect } from 'node:util';
 import {
   ByteCounter,
-  attachmentDisposition,
   claimAvailableName,
   discard,
   normalizeContent,
@@ -14,9 +13,10 @@ import {
   throwIfAborted,
   toStream,
   toWriteError,
+  unsignedUrl,
 } from '../../content.js';
 import { InvalidKeyError, ObjectNotFoundError, StorageError, StoragePermissionError } from '../../errors.js';
-import { encodeKeyForUrl, randomSuffix, validateKey, validatePrefix } from '../../keys.js';
+import { randomSuffix, validateKey, validatePrefix } from '../../keys.js';
 import type {
   CopyOptions,
   ListEntry,
@@ -203,22 +203,26 @@ export class FileSystemStorage implements Storage {
     return path.join(dir, `${TEMP_PREFIX}${randomSuffix(16)}${TEMP_SUFFIX}`);
   }
 
-  /** Put a finished temp file in place under `name` (or a free alternative); returns the key. */
-  async #commit(temp: string, name: string, dir: string, overwrite: boolean): Promise<string> {
+  /**
+   * Give the file at `file` the name `name` (or a free alternative) in `dir`, and drop its old
+   * name; returns the key. With overwrite, rename() replaces atomically; without, link() claims
+   * the name atomically (it fails on EEXIST, rename() would not).
+   */
+  async #place(file: string, name: string, dir: string, overwrite: boolean): Promise<string> {
     if (overwrite) {
-      await rename(temp, path.join(dir, path.basename(name)));
+      await rename(file, path.join(dir, path.posix.basename(name)));
       return name;
     }
     const key = await claimAvailableName(name, async (candidate) => {
       try {
-        await link(temp, path.join(dir, path.posix.basename(candidate)));
+        await link(file, path.join(dir, path.posix.basename(candidate)));
         return true;
       } catch (error) {
         if (errnoCode(error) === 'EEXIST') return false;
         throw error;
       }
     });
-    await unlink(temp);
+    await unlink(file);
     return key;
   }
 
@@ -236,7 +240,7 @@ export class FileSystemStorage implements Storage {
         createWriteStream(temp, { flags: 'wx', mode: this.#fileMode }),
         options.signal === undefined ? {} : { signal: options.signal },
       );
-      const key = await this.#commit(temp, name, dir, options.overwrite ?? this.#fileOverwrite);
+      const key = await this.#place(temp, name, dir, options.overwrite ?? this.#fileOverwrite);
       temp = undefined;
       return { key, size: counter.bytes, contentType: resolveContentType(key, options.contentType) };
     } catch (error) {
@@ -342,7 +346,7 @@ export class FileSystemStorage implements Storage {
     const temp = this.#tempPath(dir);
     try {
       await copyFile(source, temp);
-      return { key: await this.#commit(temp, to, dir, options.overwrite ?? this.#fileOverwrite) };
+      return { key: await this.#place(temp, to, dir, options.overwrite ?? this.#fileOverwrite) };
     } catch (error) {
       await unlink(temp).catch(() => undefined);
       throw this.#translate(error, from, `copy to "${to}"`);
@@ -352,24 +356,9 @@ export class FileSystemStorage implements Storage {
   async move(from: string, to: string, options: CopyOptions = {}): Promise<{ key: string }> {
     const source = await this.#resolveExisting(from);
     const { dir } = await this.#resolve(to, { createParent: true });
-    const overwrite = options.overwrite ?? this.#fileOverwrite;
     try {
-      if (overwrite) {
-        await rename(source, path.join(dir, path.posix.basename(to)));
-        return { key: to };
-      }
-      // link() the existing file under a free name, then drop the old name: atomic and no copy.
-      const key = await claimAvailableName(to, async (candidate) => {
-        try {
-          await link(source, path.join(dir, path.posix.basename(candidate)));
-          return true;
-        } catch (error) {
-          if (errnoCode(error) === 'EEXIST') return false;
-          throw error;
-        }
-      });
-      if (key !== from) await unlink(source);
-      return { key };
+      // The same file under a new name, then the old name dropped: atomic, and no copy.
+      return { key: await this.#place(source, to, dir, options.overwrite ?? this.#fileOverwrite) };
     } catch (error) {
       throw this.#translate(error, from, `move to "${to}"`);
     }
@@ -380,11 +369,9 @@ export class FileSystemStorage implements Storage {
   }
 
   async signedUrl(key: string, options: UrlOptions = {}): Promise<StorageUrl> {
-    validateKey(key);
-    // The static route decides how to honour the download name; we pass it along as S3 does.
-    const query = options.download === undefined ? '' : `?response-content-disposition=${encodeURIComponent(attachmentDisposition(options.download))}`;
-    return { url: `${this.#baseUrl}${encodeKeyForUrl(key)}${query}` };
+    return { url: unsignedUrl(this.#baseUrl, validateKey(key), options.download) };
   }
+
 
   [inspect.custom](): string {
     return `FileSystemStorage { location: ${JSON.stringify(this.#location)}, baseUrl: ${JSON.stringify(this.#baseUrl)} }`;

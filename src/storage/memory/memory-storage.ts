@@ -4,7 +4,6 @@ import { pipeline } from 'node:stream/promises';
 import { ObjectNotFoundError } from '../../errors.js';
 import {
   ByteCounter,
-  attachmentDisposition,
   claimAvailableName,
   discard,
   normalizeContent,
@@ -12,8 +11,9 @@ import {
   throwIfAborted,
   toStream,
   toWriteError,
+  unsignedUrl,
 } from '../../content.js';
-import { encodeKeyForUrl, validateKey, validatePrefix } from '../../keys.js';
+import { validateKey, validatePrefix } from '../../keys.js';
 import type {
   CopyOptions,
   ListEntry,
@@ -189,8 +189,7 @@ export class MemoryStorage implements Storage {
   }
 
   async signedUrl(key: string, options: UrlOptions = {}): Promise<StorageUrl> {
-    validateKey(key);
-    const query = options.download === undefined ? '' : `?response-content-disposition=${encodeURIComponent(attachmentDisposition(options.download))}`;
-    return { url: `${this.#baseUrl}${encodeKeyForUrl(key)}${query}` };
+    return { url: unsignedUrl(this.#baseUrl, validateKey(key), options.download) };
   }
+
 }
