@@ -94,8 +94,15 @@ export function toStorageError(
       { key, cause: error },
     );
   }
-  const reason = `${code ?? 'error'}${status === undefined ? '' : ` (HTTP ${status})`}`;
-  const message = `Could not ${action} ${target}: S3 answered ${reason}.`;
+  // A service error carries $metadata; anything else (a network error, a failing source
+  // stream) is described by its own message.
+  const reason =
+    status !== undefined
+      ? `S3 answered ${code ?? 'an error'} (HTTP ${status})`
+      : error instanceof Error
+        ? error.message
+        : String(error);
+  const message = `Could not ${action} ${target}: ${reason}.`;
   return context.write === true
     ? new StorageWriteError(`${message} Nothing was kept; retry, or check the server.`, { key, cause: error })
     : new StorageError(message, 'E_STORAGE', { key, cause: error });

@@ -88,6 +88,12 @@ function checkOptions(options: S3StorageOptions): void {
   if (expire !== undefined && !(Number.isInteger(expire) && expire >= 1 && expire <= MAX_PRESIGN_SECONDS)) {
     fail('querystringExpire', `must be whole seconds from 1 to ${MAX_PRESIGN_SECONDS} (SigV4's maximum, 7 days)`);
   }
+  for (const option of ['endpoint', 'publicEndpoint'] as const) {
+    const value = (options as Partial<Record<typeof option, string>>)[option];
+    if (value !== undefined && !(URL.canParse(value) && /^https?:$/u.test(new URL(value).protocol))) {
+      fail(option, 'must be an http(s) URL like "http://127.0.0.1:9000"');
+    }
+  }
   if (options.location !== undefined && options.location !== '') {
     try {
       validateKey(options.location);
@@ -175,9 +181,8 @@ export class S3Storage implements Storage {
   }
 
   async save(name: string, content: StorageContent, options: SaveOptions = {}): Promise<SaveResult> {
-    let source: NormalizedContent | undefined;
+    const source = normalizeContent(content);
     try {
-      source = normalizeContent(content);
       this.#full(name);
       throwIfAborted(options.signal, name);
       const contentType = resolveContentType(name, options.contentType);
@@ -196,7 +201,7 @@ export class S3Storage implements Storage {
       if (source.kind === 'bytes') options.onProgress?.(source.size);
       return { ...result, contentType };
     } catch (error) {
-      if (source !== undefined) discard(source);
+      discard(source);
       throw this.#error(error, 'write', name, { write: true, signal: options.signal });
     }
   }
