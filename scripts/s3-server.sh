@@ -17,7 +17,7 @@
 #   S3_SERVER_PORT        RGW (S3) port                         (default 7480)
 #   S3_SERVER_MON_PORT    ceph-mon port (msgr v2 only)          (default 16789)
 #   S3_SERVER_OSD_PORTS   ceph-osd port range, "min-max"        (default 16800-16830)
-#   S3_SERVER_MEM_BYTES   memstore capacity in bytes            (default 4 GiB)
+#   S3_SERVER_MEM_BYTES   memstore capacity in bytes            (default 10 GiB)
 #   S3_SERVER_TIMEOUT     seconds `start` may take              (default 90)
 set -euo pipefail
 
@@ -26,7 +26,7 @@ DIR="${S3_SERVER_DIR:-$REPO/.s3-server}"
 PORT="${S3_SERVER_PORT:-7480}"
 MON_PORT="${S3_SERVER_MON_PORT:-16789}"
 OSD_PORTS="${S3_SERVER_OSD_PORTS:-16800-16830}"
-MEM_BYTES="${S3_SERVER_MEM_BYTES:-4294967296}"
+MEM_BYTES="${S3_SERVER_MEM_BYTES:-10737418240}"
 START_TIMEOUT="${S3_SERVER_TIMEOUT:-90}"
 
 ACCESS_KEY="DOORITOTESTACCESSKEY"
@@ -252,8 +252,8 @@ rgw data = $DIR/rgw
 rgw enable usage log = false
 rgw enable ops log = false
 # memstore keeps deleted data in RAM until GC runs (default: after 2 h).
-rgw gc obj min wait = 30
-rgw gc processor period = 30
+rgw gc obj min wait = 10
+rgw gc processor period = 10
 
 [client.rgw.a]
 # tcp_nodelay: without it every small GET stalls ~40 ms (Nagle + delayed ACK).
