@@ -1,0 +1,74 @@
+/**
+ * The bench's own bucket: created at the start, emptied and removed at the end (even on error).
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { S3Storage } from '../src/storage/s3/index.js';
+import { MiB, type S3Settings } from './util.js';
+
+export const PART_SIZE = 8 * MiB;
+export const QUEUE_SIZE = 4;
+
+/** Fail, rather than hang, when the server stops answering (a full memstore OSD just stalls). */
+const requestHandler = { connectionTimeout: 5_000, requestTimeout: 60_000 };
+
+/** The storage under test; its client (same settings for both sides) also drives the raw SDK baselines. */
+export function benchStorage(settings: S3Settings, bucket: string): S3Storage {
+  return new S3Storage({
+    bucket,
+    endpoint: settings.endpoint,
+    region: settings.region,
+    credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
+    forcePathStyle: true,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    partSize: PART_SIZE,
+    queueSize: QUEUE_SIZE,
+    clientConfig: { requestHandler },
+  });
+}
+
+export function adminClient(settings: S3Settings): S3Client {
+  return new S3Client({
+    endpoint: settings.endpoint,
+    region: settings.region,
+    credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
+    forcePathStyle: true,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler,
+  });
+}
+
+export async function createBenchBucket(client: S3Client): Promise<string> {
+  const bucket = `doorito-bench-${randomBytes(4).toString('hex')}`;
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  return bucket;
+}
+
+/** Delete every object under `prefix` (and abort unfinished multipart uploads). */
+export async function emptyPrefix(client: S3Client, bucket: string, prefix = ''): Promise<void> {
+  const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+  for (const u of uploads.Uploads ?? []) {
+    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }));
+  }
+  for (;;) {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key }));
+    if (keys.length === 0) return;
+    await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+  }
+}
+
+export async function deleteBenchBucket(client: S3Client, bucket: string): Promise<void> {
+  await emptyPrefix(client, bucket);
+  await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+}
