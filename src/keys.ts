@@ -182,8 +182,8 @@ export function getValidName(filename: string, options: ValidNameOptions = {}): 
 
 /** Percent-encode each segment of a key for use in a URL path (the `/` stay as they are). */
 export function encodeKeyForUrl(key: string): string {
-  return key
-    .split('/')
-    .map((segment) => encodeURIComponent(segment).replace(/[!'()*]/gu, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`))
-    .join('/');
+  // encodeURIComponent leaves !'()* alone; S3 (and RFC 3986) want them encoded.
+  return encodeURIComponent(key)
+    .replace(/%2F/gu, '/')
+    .replace(/[!'()*]/gu, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }

@@ -57,6 +57,13 @@ export interface FileSystemStorageOptions {
    * @default 0o644
    */
   fileMode?: number;
+  /**
+   * Flush each file's data to disk (fsync) before it gets its name, and the directory entry
+   * after, so that a name never points at a partial file after a power loss or kernel crash.
+   * Turn off only for scratch data.
+   * @default true
+   */
+  fsync?: boolean;
 }
 
 const TEMP_PREFIX = '.doorito-';
@@ -93,6 +100,7 @@ export class FileSystemStorage implements Storage {
   readonly #fileOverwrite: boolean;
   readonly #directoryMode: number;
   readonly #fileMode: number;
+  readonly #fsync: boolean;
   #root: Promise<string> | undefined;
 
   constructor(options: FileSystemStorageOptions = {}) {
@@ -102,6 +110,7 @@ export class FileSystemStorage implements Storage {
     this.#fileOverwrite = options.fileOverwrite ?? false;
     this.#directoryMode = options.directoryMode ?? 0o755;
     this.#fileMode = options.fileMode ?? 0o644;
+    this.#fsync = options.fsync ?? true;
   }
 
   /** The absolute root directory. */
@@ -226,6 +235,17 @@ export class FileSystemStorage implements Storage {
     return key;
   }
 
+  /** Make a file's data, or a new directory entry, durable (fsync). */
+  async #sync(file: string): Promise<void> {
+    if (!this.#fsync) return;
+    const handle = await open(file, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
   async save(name: string, content: StorageContent, options: SaveOptions = {}): Promise<SaveResult> {
     const source = normalizeContent(content);
     let temp: string | undefined;
@@ -237,11 +257,13 @@ export class FileSystemStorage implements Storage {
       await pipeline(
         toStream(source),
         counter,
-        createWriteStream(temp, { flags: 'wx', mode: this.#fileMode }),
+        // 1 MiB of buffer lets writes batch (writev) instead of stalling the source every 16 KiB.
+        createWriteStream(temp, { flags: 'wx', mode: this.#fileMode, highWaterMark: 1024 * 1024, flush: this.#fsync }),
         options.signal === undefined ? {} : { signal: options.signal },
       );
       const key = await this.#place(temp, name, dir, options.overwrite ?? this.#fileOverwrite);
       temp = undefined;
+      await this.#sync(dir);
       return { key, size: counter.bytes, contentType: resolveContentType(key, options.contentType) };
     } catch (error) {
       discard(source);
@@ -346,7 +368,10 @@ export class FileSystemStorage implements Storage {
     const temp = this.#tempPath(dir);
     try {
       await copyFile(source, temp);
-      return { key: await this.#place(temp, to, dir, options.overwrite ?? this.#fileOverwrite) };
+      await this.#sync(temp);
+      const key = await this.#place(temp, to, dir, options.overwrite ?? this.#fileOverwrite);
+      await this.#sync(dir);
+      return { key };
     } catch (error) {
       await unlink(temp).catch(() => undefined);
       throw this.#translate(error, from, `copy to "${to}"`);
@@ -358,7 +383,9 @@ export class FileSystemStorage implements Storage {
     const { dir } = await this.#resolve(to, { createParent: true });
     try {
       // The same file under a new name, then the old name dropped: atomic, and no copy.
-      return { key: await this.#place(source, to, dir, options.overwrite ?? this.#fileOverwrite) };
+      const key = await this.#place(source, to, dir, options.overwrite ?? this.#fileOverwrite);
+      await this.#sync(dir);
+      return { key };
     } catch (error) {
       throw this.#translate(error, from, `move to "${to}"`);
     }

@@ -4,14 +4,17 @@
  * `getSignedUrl()` resolves the endpoint and runs the whole command middleware stack for every
  * URL (about 700 µs of CPU each). The result only differs by key, so we run that machinery
  * once, through the same middleware `getSignedUrl` uses, to capture the request shape (host,
- * path prefix, query, headers, signing region and service); then each URL clones the shape,
- * sets the key and signs it with the SDK's own `S3RequestPresigner` (whose SigV4 signer caches
- * the signing key per day, region and service). A test proves the URL is byte-identical to
- * `getSignedUrl()`'s at a fixed clock.
+ * path prefix, query, headers, signing region and service) and to do once what
+ * `S3RequestPresigner.prepareRequest` does every time; then each URL clones the shape, sets the
+ * key and signs it with the SDK's own `SignatureV4` (which caches the signing key per day,
+ * region and service), the signer `S3RequestPresigner` delegates to for SigV4. SigV4a
+ * (multi-region access points) keeps the full `S3RequestPresigner`. A test proves the URL is
+ * byte-identical to `getSignedUrl()`'s at a fixed clock.
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { formatUrl } from '@aws-sdk/core/util';
 import { S3RequestPresigner } from '@aws-sdk/s3-request-presigner';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { encodeKeyForUrl } from '../../keys.js';
 
 interface RequestShape {
@@ -34,8 +37,12 @@ interface Template {
   pathPrefix: string;
   signingRegion: string | undefined;
   signingService: string | undefined;
-  presigner: S3RequestPresigner;
+  presign: (request: RequestShape, options: Record<string, unknown>) => Promise<unknown>;
 }
+
+// What S3RequestPresigner.presign adds to every call.
+const UNSIGNABLE_HEADERS = new Set(['content-type']);
+const UNHOISTABLE_HEADERS = new Set<string>();
 
 const PROBE_KEY = 'doorito-probe';
 
@@ -46,6 +53,7 @@ export class UrlSigner {
   readonly #client: S3Client;
   readonly #bucket: string;
   #template: Promise<Template> | undefined;
+  #resolved: Template | undefined;
 
   constructor(client: S3Client, bucket: string) {
     this.#client = client;
@@ -78,24 +86,52 @@ export class UrlSigner {
     const authScheme = (context['endpointV2'] as { properties?: { authSchemes?: Array<Record<string, unknown>> } } | undefined)
       ?.properties?.authSchemes?.[0];
     const region = authScheme?.['signingRegion'] as string | undefined;
+    const signingName = authScheme?.['signingName'] as string | undefined;
+    const config = this.#client.config;
+    const signingRegion = (context['signing_region'] as string | undefined) ?? region;
+    let presign: Template['presign'];
+    if (authScheme?.['name'] === 'sigv4a') {
+      const presigner = new S3RequestPresigner({
+        ...config,
+        ...(signingName === undefined ? {} : { signingName }),
+        region: async () => (authScheme['signingRegionSet'] as string[] | undefined)?.join(',') ?? (await config.region()),
+      });
+      presign = (request, options) => presigner.presign(request as never, options);
+    } else {
+      const signer = new SignatureV4({
+        service: signingName ?? 's3',
+        region: async () => region ?? (await config.region()),
+        credentials: config.credentials,
+        sha256: config.sha256,
+        uriEscapePath: false,
+        applyChecksum: false,
+      });
+      // S3RequestPresigner.prepareRequest, done once: an unsigned payload, and the host header.
+      headers['X-Amz-Content-Sha256'] = 'UNSIGNED-PAYLOAD';
+      if (headers['host'] === undefined || (headers['host'] === request.hostname && request.port != null)) {
+        headers['host'] = `${request.hostname}${request.port != null ? `:${request.port}` : ''}`;
+      }
+      presign = (request, options) =>
+        signer.presign(request as never, { ...options, unsignableHeaders: UNSIGNABLE_HEADERS, unhoistableHeaders: UNHOISTABLE_HEADERS });
+    }
     return {
       request: { ...request, headers, query: { ...request.query } },
       pathPrefix: request.path.slice(0, -encodedProbe.length),
-      signingRegion: (context['signing_region'] as string | undefined) ?? region,
+      signingRegion,
       signingService: context['signing_service'] as string | undefined,
-      presigner: new S3RequestPresigner({
-        ...this.#client.config,
-        ...(authScheme?.['signingName'] === undefined ? {} : { signingName: authScheme['signingName'] as string }),
-        region: async () => region ?? (await this.#client.config.region()),
-      }),
+      presign,
     };
   }
 
-  #shape(): Promise<Template> {
-    this.#template ??= this.#capture().catch((error: unknown) => {
-      this.#template = undefined;
-      throw error;
-    });
+  async #shape(): Promise<Template> {
+    if (this.#resolved !== undefined) return this.#resolved;
+    this.#template ??= this.#capture().then(
+      (template) => (this.#resolved = template),
+      (error: unknown) => {
+        this.#template = undefined;
+        throw error;
+      },
+    );
     return this.#template;
   }
 
@@ -110,14 +146,14 @@ export class UrlSigner {
    * @param query extra response overrides, e.g. `response-content-disposition`
    */
   async presign(fullKey: string, options: { expiresIn: number; query?: Record<string, string>; signingDate?: Date }): Promise<string> {
-    const template = await this.#shape();
+    const template = this.#resolved ?? (await this.#shape());
     const request = {
       ...template.request,
       path: template.pathPrefix + encodeKeyForUrl(fullKey),
-      query: { ...template.request.query, ...options.query },
+      query: options.query === undefined ? { ...template.request.query } : { ...template.request.query, ...options.query },
       headers: { ...template.request.headers },
     };
-    const signed = await template.presigner.presign(request as never, {
+    const signed = await template.presign(request, {
       expiresIn: options.expiresIn,
       ...(options.signingDate === undefined ? {} : { signingDate: options.signingDate }),
       ...(template.signingRegion === undefined ? {} : { signingRegion: template.signingRegion }),
