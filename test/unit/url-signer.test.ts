@@ -53,6 +53,12 @@ const SETUPS: Setup[] = [
     bucket: 'uploads.example.com',
   },
   {
+    name: 'temporary credentials (session token)',
+    client: () =>
+      new S3Client({ region: 'ap-southeast-2', credentials: { ...credentials, sessionToken: 'FwoGZXIvYXdzEXAMPLE//token+/=' } }),
+    bucket: 'doorito-uploads',
+  },
+  {
     name: 'R2-like endpoint, region auto',
     client: () => new S3Client({ endpoint: 'https://abc123.r2.cloudflarestorage.com', region: 'auto', credentials }),
     bucket: 'files',
@@ -159,6 +165,22 @@ describe('S3Storage URLs', () => {
       signingDate: clock,
     });
     expect(url).toBe(theirs);
+  });
+
+  it('keeps an injected client\'s signing settings when presigning for a public endpoint', async () => {
+    const client = new S3Client({
+      endpoint: 'http://minio:9000',
+      region: 'eu-west-1',
+      credentials,
+      forcePathStyle: true,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+    const storage = new S3Storage({ client, bucket: 'b', publicEndpoint: 'http://localhost:9000', now: () => clock });
+    const url = new URL(await storage.url('a.txt'));
+    expect(url.host).toBe('localhost:9000');
+    expect(url.searchParams.get('X-Amz-Credential')).toBe('AKIDEXAMPLE/20261127/eu-west-1/s3/aws4_request');
+    expect(url.searchParams.has('x-amz-checksum-mode')).toBe(false);
   });
 
   it('never shows the secret in inspect() or in a URL', async () => {

@@ -50,11 +50,14 @@ type WriteParams = Omit<PutObjectCommandInput, 'Bucket' | 'Key' | 'Body'>;
 function createClient(options: S3StorageOptions, endpoint: string | undefined): S3Client {
   if ('client' in options) {
     const config = options.client.config;
+    // A second client for presigning at the public endpoint: same identity and signing settings.
     return new S3Client({
       ...(endpoint === undefined ? {} : { endpoint }),
       region: config.region,
       credentials: config.credentials,
       forcePathStyle: config.forcePathStyle ?? false,
+      requestChecksumCalculation: config.requestChecksumCalculation,
+      responseChecksumValidation: config.responseChecksumValidation,
     });
   }
   const withEndpoint = endpoint !== undefined;

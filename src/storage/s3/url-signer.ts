@@ -2,7 +2,7 @@
  * Fast presigned GET URLs.
  *
  * `getSignedUrl()` resolves the endpoint and runs the whole command middleware stack for every
- * URL (about 700 µs of CPU each). The result only differs by key, so we run that machinery
+ * URL (several hundred µs of CPU each). The result only differs by key, so we run that machinery
  * once, through the same middleware `getSignedUrl` uses, to capture the request shape (host,
  * path prefix, query, headers, signing region and service) and to do once what
  * `S3RequestPresigner.prepareRequest` does every time; then each URL clones the shape, sets the
