@@ -3,15 +3,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  AbortMultipartUploadCommand,
   CreateBucketCommand,
   DeleteBucketCommand,
-  DeleteObjectsCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
   S3Client,
 } from '@aws-sdk/client-s3';
 import { S3Storage } from '../src/storage/s3/index.js';
+import { s3Cleanup } from '../test/helpers/s3-fixture.js';
 import { MiB, type S3Settings } from './util.js';
 
 export const PART_SIZE = 8 * MiB;
@@ -56,16 +53,7 @@ export async function createBenchBucket(client: S3Client): Promise<string> {
 
 /** Delete every object under `prefix` (and abort unfinished multipart uploads). */
 export async function emptyPrefix(client: S3Client, bucket: string, prefix = ''): Promise<void> {
-  const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
-  for (const u of uploads.Uploads ?? []) {
-    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }));
-  }
-  for (;;) {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-    const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key }));
-    if (keys.length === 0) return;
-    await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
-  }
+  await s3Cleanup(client, bucket, prefix);
 }
 
 export async function deleteBenchBucket(client: S3Client, bucket: string): Promise<void> {
