@@ -5,7 +5,7 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
   type HeadObjectCommandOutput,
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
@@ -38,76 +38,14 @@ import { isS3PreconditionFailed, toStorageError } from './errors.js';
 import {
   DEFAULT_PART_SIZE,
   MAX_PRESIGN_SECONDS,
-  MIN_PART_SIZE,
   type S3NoOverwriteStrategy,
   type S3StorageOptions,
 } from './options.js';
+import { checkOptions, createClient } from './config.js';
 import { UrlSigner } from './url-signer.js';
 import { CLAIM_METADATA, uploadStream } from './upload.js';
 
 type WriteParams = Omit<PutObjectCommandInput, 'Bucket' | 'Key' | 'Body'>;
-
-function createClient(options: S3StorageOptions, endpoint: string | undefined): S3Client {
-  if ('client' in options) {
-    const config = options.client.config;
-    // A second client for presigning at the public endpoint: same identity and signing settings.
-    return new S3Client({
-      ...(endpoint === undefined ? {} : { endpoint }),
-      region: config.region,
-      credentials: config.credentials,
-      forcePathStyle: config.forcePathStyle ?? false,
-      requestChecksumCalculation: config.requestChecksumCalculation,
-      responseChecksumValidation: config.responseChecksumValidation,
-    });
-  }
-  const withEndpoint = endpoint !== undefined;
-  return new S3Client({
-    ...options.clientConfig,
-    region: options.region ?? 'us-east-1',
-    ...(withEndpoint ? { endpoint } : {}),
-    ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
-    forcePathStyle: options.forcePathStyle ?? withEndpoint,
-    ...((options.requestChecksumCalculation ?? (withEndpoint ? 'WHEN_REQUIRED' : undefined)) === undefined
-      ? {}
-      : { requestChecksumCalculation: options.requestChecksumCalculation ?? 'WHEN_REQUIRED' }),
-    ...((options.responseChecksumValidation ?? (withEndpoint ? 'WHEN_REQUIRED' : undefined)) === undefined
-      ? {}
-      : { responseChecksumValidation: options.responseChecksumValidation ?? 'WHEN_REQUIRED' }),
-  });
-}
-
-function checkOptions(options: S3StorageOptions): void {
-  const fail = (option: string, reason: string): never => {
-    throw new StorageConfigError(`S3Storage option "${option}" ${reason}.`, { option });
-  };
-  if (typeof options.bucket !== 'string' || options.bucket === '') fail('bucket', 'is required (the bucket name)');
-  if (options.partSize !== undefined && !(Number.isInteger(options.partSize) && options.partSize >= MIN_PART_SIZE)) {
-    fail('partSize', `must be a whole number of bytes, at least ${MIN_PART_SIZE} (5 MiB, S3's minimum)`);
-  }
-  if (options.queueSize !== undefined && !(Number.isInteger(options.queueSize) && options.queueSize >= 1)) {
-    fail('queueSize', 'must be a whole number, at least 1');
-  }
-  const expire = options.querystringExpire;
-  if (expire !== undefined && !(Number.isInteger(expire) && expire >= 1 && expire <= MAX_PRESIGN_SECONDS)) {
-    fail('querystringExpire', `must be whole seconds from 1 to ${MAX_PRESIGN_SECONDS} (SigV4's maximum, 7 days)`);
-  }
-  for (const option of ['endpoint', 'publicEndpoint'] as const) {
-    const value = (options as Partial<Record<typeof option, string>>)[option];
-    if (value !== undefined && !(URL.canParse(value) && /^https?:$/u.test(new URL(value).protocol))) {
-      fail(option, 'must be an http(s) URL like "http://127.0.0.1:9000"');
-    }
-  }
-  if (options.location !== undefined && options.location !== '') {
-    try {
-      validateKey(options.location);
-    } catch (error) {
-      throw new StorageConfigError(`S3Storage option "location" must be a key prefix like "media" (no leading or trailing "/").`, {
-        option: 'location',
-        cause: error,
-      });
-    }
-  }
-}
 
 /**
  * Objects in an S3-compatible bucket: AWS S3, MinIO, Ceph RGW, Cloudflare R2, DigitalOcean
