@@ -13,7 +13,10 @@ export type StorageErrorCode =
   | 'E_ABORTED'
   | 'E_WRITE_FAILED'
   | 'E_CONFIG'
-  | 'E_PERMISSION_DENIED';
+  | 'E_PERMISSION_DENIED'
+  | 'E_UPLOAD_FAILED'
+  | 'E_UPLOAD_NOT_FOUND'
+  | 'E_INVALID_TRANSITION';
 
 export interface StorageErrorOptions {
   /** The key the operation was about, if any. */
@@ -115,6 +118,9 @@ const STORAGE_ERROR_NAMES = new Set([
   'StorageWriteError',
   'StorageConfigError',
   'StoragePermissionError',
+  'UploadFailedError',
+  'UploadNotFoundError',
+  'InvalidTransitionError',
 ]);
 
 export const isStorageError = (error: unknown): error is StorageError =>

@@ -24,3 +24,4 @@ export {
 } from './keys.js';
 export { attachmentDisposition, resolveContentType } from './content.js';
 export { MemoryStorage, type MemoryStorageOptions } from './storage/memory/index.js';
+export * from './upload/index.js';

@@ -1,0 +1,42 @@
+import { StorageError } from '../errors.js';
+import type { UploadFileStatus } from './model.js';
+
+/** Storing or recording an upload failed; nothing was kept, and the record (if any) is `failed`. */
+export class UploadFailedError extends StorageError {
+  override name = 'UploadFailedError';
+  /** The upload file record, marked `failed` (when the repository still worked). */
+  readonly fileId: string;
+  constructor(fileId: string, message: string, options: { key?: string | undefined; cause?: unknown } = {}) {
+    super(message, 'E_UPLOAD_FAILED', options);
+    this.fileId = fileId;
+  }
+}
+
+/** No upload file (or batch) with that id. */
+export class UploadNotFoundError extends StorageError {
+  override name = 'UploadNotFoundError';
+  readonly id: string;
+  constructor(what: 'file' | 'batch', id: string) {
+    super(`No upload ${what} with id "${id}".`, 'E_UPLOAD_NOT_FOUND');
+    this.id = id;
+  }
+}
+
+/** The file is not in a status that allows this change (e.g. processed before stored). */
+export class InvalidTransitionError extends StorageError {
+  override name = 'InvalidTransitionError';
+  readonly fileId: string;
+  readonly status: UploadFileStatus;
+  constructor(fileId: string, status: UploadFileStatus, wanted: string) {
+    super(`Upload file "${fileId}" is ${status}; it cannot become ${wanted}.`, 'E_INVALID_TRANSITION');
+    this.fileId = fileId;
+    this.status = status;
+  }
+}
+
+export const isUploadFailedError = (error: unknown): error is UploadFailedError =>
+  error instanceof UploadFailedError || (error instanceof Error && error.name === 'UploadFailedError');
+export const isUploadNotFoundError = (error: unknown): error is UploadNotFoundError =>
+  error instanceof UploadNotFoundError || (error instanceof Error && error.name === 'UploadNotFoundError');
+export const isInvalidTransitionError = (error: unknown): error is InvalidTransitionError =>
+  error instanceof InvalidTransitionError || (error instanceof Error && error.name === 'InvalidTransitionError');

@@ -1,0 +1,23 @@
+export { UploadService, AGGREGATE_TYPE, type CreateUploadFileInput, type UploadServiceDeps } from './upload-service.js';
+export { MemoryUploadStore } from './memory-store.js';
+export {
+  DEFAULT_ATTACHMENT_TYPES,
+  DEFAULT_MAX_SIZE_BYTES,
+  renderKeyTemplate,
+  uploadContentType,
+  uuidv7,
+  type UploadServiceOptions,
+} from './options.js';
+export * from './errors.js';
+export type * from './model.js';
+export {
+  defaultIdempotencyKey,
+  type EmitResult,
+  type FileQuery,
+  type NewOutboxEvent,
+  type OutboxEmitter,
+  type UnitOfWork,
+  type UploadFilePatch,
+  type UploadRepository,
+  type UploadTransaction,
+} from './ports.js';

@@ -1,0 +1,311 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { attachmentDisposition, discard, normalizeContent, toStream } from '../content.js';
+import { isStorageAbortedError } from '../errors.js';
+import { getValidName } from '../keys.js';
+import type { Storage, StorageContent, StorageUrl, UrlOptions } from '../types.js';
+import { InvalidTransitionError, UploadFailedError, UploadNotFoundError } from './errors.js';
+import type { FileExpiringPayload, FileStoredPayload, UploadBatch, UploadErrorCode, UploadFile, UploadFileStatus } from './model.js';
+import {
+  DEFAULT_ATTACHMENT_TYPES,
+  DEFAULT_MAX_SIZE_BYTES,
+  renderKeyTemplate,
+  uploadContentType,
+  uuidv7,
+  type UploadServiceOptions,
+} from './options.js';
+import type { UnitOfWork, UploadRepository } from './ports.js';
+
+export interface UploadServiceDeps extends UploadServiceOptions {
+  storage: Storage;
+  /** Reads and single writes outside a transaction. */
+  repository: UploadRepository;
+  /** The transaction boundary for a record's move to `stored` with its `file.stored` event. */
+  unitOfWork: UnitOfWork;
+  /** @default () => new Date() */
+  clock?: () => Date;
+}
+
+export interface CreateUploadFileInput {
+  content: StorageContent;
+  /** The user's filename; cleaned with getValidName() for the key, kept as is in the record. */
+  filename: string;
+  /** The declared type (e.g. from the multipart part); see `uploadContentType` for how far it is trusted. */
+  contentType?: string;
+  uploadedBy?: string;
+  batchId?: string;
+  metadata?: Record<string, string>;
+  signal?: AbortSignal;
+  onProgress?: (bytesRead: number) => void;
+}
+
+export const AGGREGATE_TYPE = 'UploadFile';
+
+class FileTooLarge extends Error {
+  override name = 'FileTooLarge';
+}
+
+const LIVE: UploadFileStatus[] = ['stored', 'processed'];
+const ALL: UploadFileStatus[] = ['uploading', 'stored', 'processed', 'failed', 'deleted'];
+const HOUR = 3600_000;
+
+/**
+ * Validates, streams, hashes, stores, records and announces uploads (Doorito PEP 0006). A
+ * file reaches `stored` together with its `file.stored` event, in one transaction; on any
+ * failure the stored object is deleted and the record marked `failed`, so there is never an
+ * event without a file, nor a file without a record.
+ */
+export class UploadService {
+  readonly #storage: Storage;
+  readonly #repository: UploadRepository;
+  readonly #unitOfWork: UnitOfWork;
+  readonly #clock: () => Date;
+  readonly #maxSizeBytes: number;
+  readonly #allowedTypes: ReadonlySet<string> | null;
+  readonly #keyTemplate: string;
+  readonly #ttlHours: number;
+  readonly #notifyHours: number;
+  readonly #attachmentTypes: ReadonlySet<string>;
+
+  constructor(deps: UploadServiceDeps) {
+    this.#storage = deps.storage;
+    this.#repository = deps.repository;
+    this.#unitOfWork = deps.unitOfWork;
+    this.#clock = deps.clock ?? (() => new Date());
+    this.#maxSizeBytes = deps.maxSizeBytes ?? DEFAULT_MAX_SIZE_BYTES;
+    this.#allowedTypes = deps.allowedTypes == null ? null : new Set(deps.allowedTypes);
+    this.#keyTemplate = deps.keyTemplate ?? 'uploads/%Y/%m/';
+    this.#ttlHours = deps.ttlHours ?? 24;
+    this.#notifyHours = deps.expiryNotifyHours ?? 1;
+    this.#attachmentTypes = new Set(deps.attachmentTypes ?? DEFAULT_ATTACHMENT_TYPES);
+  }
+
+  /**
+   * Store one upload. Validation failures (`invalid_filename`, `file_type_not_allowed`,
+   * `file_too_large`) return a `failed` record and store nothing; storage or database failures
+   * throw (`UploadFailedError`, or `StorageAbortedError` for an abort) after cleaning up.
+   */
+  async createUploadFile(input: CreateUploadFileInput): Promise<UploadFile> {
+    const now = this.#clock();
+    const source = normalizeContent(input.content);
+    const base: UploadFile = {
+      id: uuidv7(now),
+      ...(input.batchId === undefined ? {} : { batchId: input.batchId }),
+      ...(input.uploadedBy === undefined ? {} : { uploadedBy: input.uploadedBy }),
+      storageKey: '',
+      originalFilename: input.filename,
+      contentType: 'application/octet-stream',
+      sizeBytes: 0,
+      sha256: '',
+      metadata: { ...input.metadata },
+      status: 'uploading',
+      createdAt: now,
+      updatedAt: now,
+    };
+    let name: string;
+    try {
+      name = getValidName(input.filename);
+    } catch (error) {
+      return this.#refuse(base, source, 'invalid_filename', error instanceof Error ? error.message : String(error));
+    }
+    const contentType = uploadContentType(name, input.contentType);
+    const file: UploadFile = { ...base, contentType, storageKey: renderKeyTemplate(this.#keyTemplate, now) + name };
+    if (this.#allowedTypes !== null && !this.#allowedTypes.has(contentType)) {
+      return this.#refuse(file, source, 'file_type_not_allowed', `Files of type ${contentType} are not accepted.`);
+    }
+    if (source.size !== undefined && source.size > this.#maxSizeBytes) {
+      return this.#refuse(file, source, 'file_too_large', this.#tooLargeMessage());
+    }
+    // The record exists before any byte is stored, so no object is ever untracked.
+    await this.#repository.createFile(file);
+    return this.#store(file, name, source, input);
+  }
+
+  async #refuse(file: UploadFile, source: ReturnType<typeof normalizeContent>, code: UploadErrorCode, message: string) {
+    discard(source);
+    const failed: UploadFile = { ...file, status: 'failed', errorCode: code, errorMessage: message };
+    await this.#repository.createFile(failed);
+    return failed;
+  }
+
+  #tooLargeMessage(): string {
+    return `The file is larger than the limit of ${this.#maxSizeBytes} bytes.`;
+  }
+
+  async #store(file: UploadFile, name: string, source: ReturnType<typeof normalizeContent>, input: CreateUploadFileInput) {
+    const hash = createHash('sha256');
+    let size = 0;
+    const max = this.#maxSizeBytes;
+    // Hash and count in one pass; past the limit, stop reading (the storage then aborts its write).
+    async function* guarded(stream: Readable): AsyncIterable<Buffer> {
+      for await (const chunk of stream as AsyncIterable<Buffer | string>) {
+        const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        size += bytes.length;
+        if (size > max) throw new FileTooLarge();
+        hash.update(bytes);
+        yield bytes;
+      }
+    }
+    const attachment = this.#attachmentTypes.has(file.contentType);
+    let key: string;
+    try {
+      ({ key } = await this.#storage.save(file.storageKey, guarded(toStream(source)), {
+        contentType: file.contentType,
+        ...(attachment ? { contentDisposition: attachmentDisposition(name) } : {}),
+        ...(input.signal === undefined ? {} : { signal: input.signal }),
+        ...(input.onProgress === undefined ? {} : { onProgress: input.onProgress }),
+      }));
+    } catch (error) {
+      discard(source);
+      if (size > max) return this.#fail(file.id, 'file_too_large', this.#tooLargeMessage());
+      const aborted = isStorageAbortedError(error);
+      await this.#fail(file.id, aborted ? 'aborted' : 'storage_error', error instanceof Error ? error.message : String(error)).catch(() => undefined);
+      if (aborted) throw error;
+      throw new UploadFailedError(file.id, `Could not store upload "${file.originalFilename}"; nothing was kept.`, { key: file.storageKey, cause: error });
+    }
+    try {
+      const sha256 = hash.digest('hex');
+      const shared = await this.#storage.signedUrl(key, attachment ? { download: name } : {});
+      return await this.#unitOfWork.transaction(async (tx) => {
+        const stored = await tx.repository.updateFile(
+          file.id,
+          { status: 'stored', storageKey: key, sizeBytes: size, sha256, contentType: file.contentType },
+          { expectedStatus: 'uploading', now: this.#clock() },
+        );
+        if (stored === undefined) throw new Error(`upload file ${file.id} is no longer uploading`);
+        await tx.outbox.emit({ aggregateType: AGGREGATE_TYPE, aggregateId: file.id, eventType: 'file.stored', payload: { ...this.#payload(stored, shared) } });
+        return stored;
+      });
+    } catch (error) {
+      // Never a stored object without its record moving to stored, nor an event without the object.
+      await this.#storage.delete(key).catch(() => undefined);
+      await this.#fail(file.id, 'storage_error', error instanceof Error ? error.message : String(error)).catch(() => undefined);
+      throw new UploadFailedError(file.id, `Could not record upload "${file.originalFilename}"; the stored file was removed.`, {
+        key,
+        cause: error,
+      });
+    }
+  }
+
+  async #fail(id: string, code: UploadErrorCode, message: string): Promise<UploadFile> {
+    const failed = await this.#repository.updateFile(id, { status: 'failed', errorCode: code, errorMessage: message }, { now: this.#clock() });
+    if (failed === undefined) throw new UploadNotFoundError('file', id);
+    return failed;
+  }
+
+  #payload(file: UploadFile, shared: StorageUrl): FileStoredPayload {
+    return {
+      file_id: file.id,
+      original_filename: file.originalFilename,
+      content_type: file.contentType,
+      size_bytes: file.sizeBytes,
+      sha256: file.sha256,
+      url: shared.url,
+      storage_key: file.storageKey,
+      ...(shared.expiresAt === undefined ? {} : { url_expires_at: shared.expiresAt.toISOString() }),
+    };
+  }
+
+  async #get(id: string): Promise<UploadFile> {
+    const file = await this.#repository.getFile(id);
+    if (file === undefined) throw new UploadNotFoundError('file', id);
+    return file;
+  }
+
+  /** stored → processed, only while still stored. */
+  async markFileProcessed(id: string): Promise<UploadFile> {
+    const updated = await this.#repository.updateFile(id, { status: 'processed' }, { expectedStatus: 'stored', now: this.#clock() });
+    if (updated !== undefined) return updated;
+    throw new InvalidTransitionError(id, (await this.#get(id)).status, 'processed');
+  }
+
+  /** Mark a file failed with an error code and message (e.g. from a processing step). */
+  async markFileFailed(id: string, error: { code: UploadErrorCode; message: string } | Error): Promise<UploadFile> {
+    const code = error instanceof Error ? 'processing_error' : error.code;
+    return this.#fail(id, code, error.message);
+  }
+
+  /** Delete the object (already gone is fine), then mark the record `deleted`. */
+  async markFileDeleted(id: string): Promise<UploadFile> {
+    const file = await this.#get(id);
+    if (file.status === 'deleted') return file;
+    if (file.storageKey !== '') await this.#storage.delete(file.storageKey);
+    const deleted = await this.#repository.updateFile(id, { status: 'deleted' }, { now: this.#clock() });
+    if (deleted === undefined) throw new UploadNotFoundError('file', id);
+    return deleted;
+  }
+
+  /** A fresh shareable URL for a stored (or processed) file. */
+  async getFileUrl(id: string, options: UrlOptions = {}): Promise<StorageUrl> {
+    const file = await this.#get(id);
+    if (!LIVE.includes(file.status)) throw new InvalidTransitionError(id, file.status, 'shared by URL');
+    const download = options.download ?? (this.#attachmentTypes.has(file.contentType) ? getValidName(file.originalFilename) : undefined);
+    return this.#storage.signedUrl(file.storageKey, { ...options, ...(download === undefined ? {} : { download }) });
+  }
+
+  /** Create a batch; the same idempotency key returns the same batch. */
+  async createBatch(input: { createdBy?: string; idempotencyKey?: string } = {}): Promise<UploadBatch> {
+    const now = this.#clock();
+    const id = uuidv7(now);
+    return this.#repository.createBatch({
+      id,
+      ...(input.createdBy === undefined ? {} : { createdBy: input.createdBy }),
+      status: 'init',
+      idempotencyKey: input.idempotencyKey ?? id,
+      createdAt: now,
+      updatedAt: now,
+    });
+  }
+
+  /** `complete` when every file is stored or processed, `failed` when all failed or none came, else `partial`. */
+  async finalizeBatch(id: string): Promise<UploadBatch> {
+    if ((await this.#repository.getBatch(id)) === undefined) throw new UploadNotFoundError('batch', id);
+    const files = await this.#repository.listBatchFiles(id);
+    const ok = files.filter((f) => LIVE.includes(f.status)).length;
+    const status = files.length > 0 && ok === files.length ? 'complete' : ok === 0 ? 'failed' : 'partial';
+    const batch = await this.#repository.updateBatch(id, { status }, this.#clock());
+    if (batch === undefined) throw new UploadNotFoundError('batch', id);
+    return batch;
+  }
+
+  /**
+   * Delete the objects and records of files older than the TTL, up to `batchSize` per call,
+   * including `uploading` records left by a crash mid-upload. Returns how many were deleted
+   * and how many expired ones remain for the next call.
+   */
+  async cleanupExpiredUploadFiles(options: { ttlHours?: number; batchSize?: number } = {}): Promise<{ deleted: number; remaining: number }> {
+    const query = { createdBefore: new Date(this.#clock().getTime() - (options.ttlHours ?? this.#ttlHours) * HOUR), statuses: ALL };
+    const files = await this.#repository.findFiles({ ...query, limit: options.batchSize ?? 1000 });
+    let deleted = 0;
+    for (const file of files) {
+      if (file.storageKey !== '') await this.#storage.delete(file.storageKey);
+      await this.#repository.deleteFile(file.id);
+      deleted += 1;
+    }
+    return { deleted, remaining: await this.#repository.countFiles(query) };
+  }
+
+  /** Emit `file.expiring` once per live file that expires within `notifyHours`. */
+  async notifyExpiringFiles(options: { ttlHours?: number; notifyHours?: number } = {}): Promise<{ notified: number; skipped: number }> {
+    const ttl = (options.ttlHours ?? this.#ttlHours) * HOUR;
+    const now = this.#clock().getTime();
+    const files = await this.#repository.findFiles({
+      createdFrom: new Date(now - ttl),
+      createdBefore: new Date(now - ttl + (options.notifyHours ?? this.#notifyHours) * HOUR),
+      statuses: LIVE,
+      limit: Number.MAX_SAFE_INTEGER,
+    });
+    let notified = 0;
+    let skipped = 0;
+    for (const file of files) {
+      const shared = await this.getFileUrl(file.id);
+      const payload: FileExpiringPayload = { ...this.#payload(file, shared), expires_at: new Date(file.createdAt.getTime() + ttl).toISOString() };
+      const result = await this.#unitOfWork.transaction((tx) =>
+        tx.outbox.emit({ aggregateType: AGGREGATE_TYPE, aggregateId: file.id, eventType: 'file.expiring', payload: { ...payload } }),
+      );
+      if (result.duplicate) skipped += 1;
+      else notified += 1;
+    }
+    return { notified, skipped };
+  }
+}
