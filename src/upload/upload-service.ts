@@ -117,7 +117,12 @@ export class UploadService {
       return this.#refuse(file, source, 'file_too_large', this.#tooLargeMessage());
     }
     // The record exists before any byte is stored, so no object is ever untracked.
-    await this.#repository.createFile(file);
+    try {
+      await this.#repository.createFile(file);
+    } catch (error) {
+      discard(source);
+      throw new UploadFailedError(file.id, `Could not record upload "${file.originalFilename}"; nothing was stored.`, { cause: error });
+    }
     return this.#store(file, name, source, input);
   }
 

@@ -148,6 +148,25 @@ describe('UploadService', () => {
       expect(await store.events()).toEqual([]);
     });
 
+    it('stores nothing when the record cannot be created', async () => {
+      const source = patternStream(4 * MiB);
+      const broken = new UploadService({
+        storage,
+        repository: {
+          ...store.repository,
+          createFile: async () => {
+            throw new Error('database is down');
+          },
+        },
+        unitOfWork: store,
+      });
+      const error = await broken.createUploadFile({ content: source, filename: 'a.bin' }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UploadFailedError);
+      expect((error as Error & { cause: Error }).cause.message).toBe('database is down');
+      expect(source.destroyed).toBe(true);
+      expect(await keys(storage)).toEqual([]);
+    });
+
     it('fails cleanly when the source errors mid-stream: record failed, nothing stored, no event', async () => {
       const source = (async function* () {
         yield Buffer.alloc(64 * 1024);
