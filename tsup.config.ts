@@ -5,6 +5,8 @@ export default defineConfig({
     index: 'src/index.ts',
     fs: 'src/storage/fs/index.ts',
     s3: 'src/storage/s3/index.ts',
+    env: 'src/env/index.ts',
+    cli: 'src/cli/check.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -92,9 +92,18 @@ export class StorageConfigError extends StorageError {
   override name = 'StorageConfigError';
   /** The option (or environment variable) at fault, when one is known. */
   readonly option: string | undefined;
-  constructor(message: string, options: StorageErrorOptions & { option?: string | undefined } = {}) {
+  /** Every bad or missing environment variable, when the error comes from reading the environment. */
+  readonly problems: ReadonlyArray<{ variable: string; reason: string; accepted?: string }>;
+  constructor(
+    message: string,
+    options: StorageErrorOptions & {
+      option?: string | undefined;
+      problems?: ReadonlyArray<{ variable: string; reason: string; accepted?: string }>;
+    } = {},
+  ) {
     super(message, 'E_CONFIG', options);
     this.option = options.option;
+    this.problems = options.problems ?? [];
   }
 }
 

@@ -25,3 +25,4 @@ export {
 export { attachmentDisposition, resolveContentType } from './content.js';
 export { MemoryStorage, type MemoryStorageOptions } from './storage/memory/index.js';
 export * from './upload/index.js';
+export * from './env/index.js';

@@ -1,0 +1,160 @@
+/**
+ * Storage configured from the environment, as the seed does with django-configurations:
+ * local files in development, S3 in production, with the seed's variable names.
+ */
+import type { ObjectCannedACL } from '@aws-sdk/client-s3';
+import { FileSystemStorage } from '../storage/fs/fs-storage.js';
+import { S3Storage } from '../storage/s3/s3-storage.js';
+import type { Storage } from '../types.js';
+import type { UploadServiceOptions } from '../upload/options.js';
+import { DEFAULT_MAX_SIZE_BYTES } from '../upload/options.js';
+import { EnvReader, type Env } from './readers.js';
+
+export interface FileSystemStorageConfig {
+  backend: 'filesystem';
+  location: string;
+  baseUrl: string;
+}
+
+export interface S3StorageConfig {
+  backend: 's3';
+  bucket: string;
+  endpoint?: string;
+  region: string;
+  /** Absent: the SDK's default credential chain (IAM role, profile, …). */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  fileOverwrite: boolean;
+  querystringAuth: boolean;
+  querystringExpire: number;
+  customDomain?: string;
+  addressingStyle: 'path' | 'virtual';
+  location?: string;
+  publicEndpoint?: string;
+  defaultAcl?: ObjectCannedACL;
+}
+
+export type StorageConfig = FileSystemStorageConfig | S3StorageConfig;
+
+const ACLS = [
+  'private',
+  'public-read',
+  'public-read-write',
+  'authenticated-read',
+  'aws-exec-read',
+  'bucket-owner-read',
+  'bucket-owner-full-control',
+] as const;
+
+/**
+ * Read and validate the storage settings. Every problem is collected and thrown at once as
+ * one StorageConfigError listing each variable, the reason and the accepted values; secret
+ * values never appear in it.
+ */
+export function loadStorageConfig(env: Env = process.env): StorageConfig {
+  const read = new EnvReader(env);
+  const explicit = read.oneOf('STORAGE_BACKEND', ['filesystem', 's3'] as const);
+  const backend = explicit ?? (read.raw('NODE_ENV') === 'production' ? 's3' : 'filesystem');
+  if (backend === 'filesystem') {
+    const config: FileSystemStorageConfig = {
+      backend,
+      location: read.string('MEDIA_ROOT', './media'),
+      baseUrl: read.string('MEDIA_URL', '/media/'),
+    };
+    read.throwIfProblems('Storage configuration (filesystem)');
+    return config;
+  }
+  const bucket = read.required('AWS_STORAGE_BUCKET_NAME', 'the bucket to store uploads in');
+  const endpoint = read.url('AWS_S3_ENDPOINT_URL');
+  const accessKeyId = read.secret('AWS_ACCESS_KEY_ID');
+  const secretAccessKey = read.secret('AWS_SECRET_ACCESS_KEY');
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+    const missing = accessKeyId === undefined ? 'AWS_ACCESS_KEY_ID' : 'AWS_SECRET_ACCESS_KEY';
+    read.problem(missing, 'is missing: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither to use the default credential chain');
+  }
+  const location = read.string('AWS_LOCATION')?.replace(/^\/+|\/+$/gu, '');
+  const customDomain = read.string('AWS_S3_CUSTOM_DOMAIN');
+  const publicEndpoint = read.url('AWS_S3_PUBLIC_ENDPOINT_URL');
+  const defaultAcl = read.oneOf('AWS_DEFAULT_ACL', ACLS);
+  const config: S3StorageConfig = {
+    backend,
+    bucket: bucket ?? '',
+    ...(endpoint === undefined ? {} : { endpoint }),
+    region: read.string('AWS_S3_REGION_NAME') ?? read.string('AWS_REGION', 'us-east-1'),
+    ...(accessKeyId !== undefined && secretAccessKey !== undefined ? { credentials: { accessKeyId, secretAccessKey } } : {}),
+    fileOverwrite: read.boolean('AWS_S3_FILE_OVERWRITE', false),
+    querystringAuth: read.boolean('AWS_QUERYSTRING_AUTH', true),
+    querystringExpire: read.integer('AWS_QUERYSTRING_EXPIRE', 3600, { min: 1, max: 604800 }),
+    ...(customDomain === undefined ? {} : { customDomain }),
+    addressingStyle: read.oneOf('AWS_S3_ADDRESSING_STYLE', ['path', 'virtual'] as const, endpoint === undefined ? 'virtual' : 'path'),
+    ...(location === undefined || location === '' ? {} : { location }),
+    ...(publicEndpoint === undefined ? {} : { publicEndpoint }),
+    ...(defaultAcl === undefined ? {} : { defaultAcl }),
+  };
+  read.throwIfProblems('Storage configuration (s3)');
+  return config;
+}
+
+/** Build the storage a config describes. */
+export function createStorage(config: StorageConfig): Storage {
+  if (config.backend === 'filesystem') return new FileSystemStorage({ location: config.location, baseUrl: config.baseUrl });
+  return new S3Storage({
+    bucket: config.bucket,
+    region: config.region,
+    ...(config.endpoint === undefined ? {} : { endpoint: config.endpoint }),
+    ...(config.credentials === undefined ? {} : { credentials: config.credentials }),
+    forcePathStyle: config.addressingStyle === 'path',
+    fileOverwrite: config.fileOverwrite,
+    querystringAuth: config.querystringAuth,
+    querystringExpire: config.querystringExpire,
+    ...(config.customDomain === undefined ? {} : { customDomain: config.customDomain }),
+    ...(config.location === undefined ? {} : { location: config.location }),
+    ...(config.publicEndpoint === undefined ? {} : { publicEndpoint: config.publicEndpoint }),
+    ...(config.defaultAcl === undefined ? {} : { defaultAcl: config.defaultAcl }),
+  });
+}
+
+/**
+ * Local files in development, S3 in production (`NODE_ENV=production`), or what
+ * `STORAGE_BACKEND` says. See docs/configuration.md for every variable.
+ *
+ * @example
+ * const storage = createStorageFromEnv()
+ */
+export function createStorageFromEnv(env: Env = process.env): Storage {
+  return createStorage(loadStorageConfig(env));
+}
+
+const mask = (value: string): string => (value.length <= 4 ? '****' : `${value.slice(0, 4)}…(redacted)`);
+
+/** A summary of the configuration that is safe to log: secrets redacted. */
+export function describeStorageConfig(config: StorageConfig = loadStorageConfig()): Record<string, string | number | boolean> {
+  if (config.backend === 'filesystem') return { backend: 'filesystem', location: config.location, baseUrl: config.baseUrl };
+  const { credentials, ...rest } = config;
+  return {
+    ...rest,
+    endpoint: config.endpoint ?? '(AWS)',
+    credentials: credentials === undefined ? 'default chain (env, profile, IAM role)' : `static, access key ${mask(credentials.accessKeyId)}`,
+  };
+}
+
+/** UploadService options from `FILE_UPLOAD_*` variables. */
+export function loadUploadSettingsFromEnv(env: Env = process.env): Required<Pick<UploadServiceOptions, 'maxSizeBytes' | 'ttlHours' | 'expiryNotifyHours'>> & {
+  allowedTypes: string[] | null;
+} {
+  const read = new EnvReader(env);
+  const types = read.string('FILE_UPLOAD_ALLOWED_TYPES');
+  const allowedTypes = types === undefined ? null : types.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== '');
+  for (const type of allowedTypes ?? []) {
+    if (!/^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9*][a-z0-9!#$&^_.+*-]*$/u.test(type)) {
+      read.problem('FILE_UPLOAD_ALLOWED_TYPES', `has an entry that is not a media type (${JSON.stringify(type)})`, 'a comma list like image/png,application/pdf');
+    }
+  }
+  const settings = {
+    maxSizeBytes: read.integer('FILE_UPLOAD_MAX_SIZE', DEFAULT_MAX_SIZE_BYTES, { min: 1 }),
+    allowedTypes: allowedTypes === null || allowedTypes.length === 0 ? null : allowedTypes,
+    ttlHours: read.integer('FILE_UPLOAD_TTL_HOURS', 24, { min: 1 }),
+    expiryNotifyHours: read.integer('FILE_UPLOAD_EXPIRY_NOTIFY_HOURS', 1, { min: 0 }),
+  };
+  read.throwIfProblems('Upload settings');
+  return settings;
+}
