@@ -1,26 +1,17 @@
 // A first look at @doorito/storage: save, read, list, share and delete a file.
 //
 //   npm run example                      # local files under ./media
-//   STORAGE=s3 S3_ENDPOINT=http://127.0.0.1:7480 S3_BUCKET=demo \
+//   STORAGE_BACKEND=s3 AWS_STORAGE_BUCKET_NAME=demo AWS_S3_ENDPOINT_URL=http://127.0.0.1:7480 \
 //   AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… npm run example   # any S3-compatible store
 //
+// The storage comes from the environment (see .env.example and docs/configuration.md).
 // It imports the package by its name, exactly as your app would.
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { getValidName, isStorageError } from '@doorito/storage';
-import { FileSystemStorage } from '@doorito/storage/fs';
-import { S3Storage } from '@doorito/storage/s3';
+import { createStorageFromEnv, describeStorageConfig, getValidName, isStorageError } from '@doorito/storage';
 
-function makeStorage() {
-  if (process.env.STORAGE !== 's3') return new FileSystemStorage({ location: './media', baseUrl: '/media/' });
-  return new S3Storage({
-    bucket: process.env.S3_BUCKET ?? 'demo',
-    endpoint: process.env.S3_ENDPOINT,
-    region: process.env.AWS_REGION ?? 'us-east-1',
-  });
-}
-
-const storage = makeStorage();
+console.log('storage   ', describeStorageConfig());
+const storage = createStorageFromEnv();
 const month = new Date().toISOString().slice(0, 7).replace('-', '/');
 
 try {
