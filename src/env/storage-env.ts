@@ -5,6 +5,7 @@
 import type { ObjectCannedACL } from '@aws-sdk/client-s3';
 import { FileSystemStorage } from '../storage/fs/fs-storage.js';
 import { S3Storage } from '../storage/s3/s3-storage.js';
+import { validateKey } from '../keys.js';
 import type { Storage } from '../types.js';
 import type { UploadServiceOptions } from '../upload/options.js';
 import { DEFAULT_MAX_SIZE_BYTES } from '../upload/options.js';
@@ -22,7 +23,7 @@ export interface S3StorageConfig {
   endpoint?: string;
   region: string;
   /** Absent: the SDK's default credential chain (IAM role, profile, …). */
-  credentials?: { accessKeyId: string; secretAccessKey: string };
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   fileOverwrite: boolean;
   querystringAuth: boolean;
   querystringExpire: number;
@@ -71,7 +72,15 @@ export function loadStorageConfig(env: Env = process.env): StorageConfig {
     const missing = accessKeyId === undefined ? 'AWS_ACCESS_KEY_ID' : 'AWS_SECRET_ACCESS_KEY';
     read.problem(missing, 'is missing: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither to use the default credential chain');
   }
+  const sessionToken = read.secret('AWS_SESSION_TOKEN');
   const location = read.string('AWS_LOCATION')?.replace(/^\/+|\/+$/gu, '');
+  if (location !== undefined && location !== '') {
+    try {
+      validateKey(location);
+    } catch {
+      read.problem('AWS_LOCATION', 'is not a valid key prefix', 'a relative path like media or media/private, without ".." or control characters');
+    }
+  }
   const customDomain = read.string('AWS_S3_CUSTOM_DOMAIN');
   const publicEndpoint = read.url('AWS_S3_PUBLIC_ENDPOINT_URL');
   const defaultAcl = read.oneOf('AWS_DEFAULT_ACL', ACLS);
@@ -80,7 +89,9 @@ export function loadStorageConfig(env: Env = process.env): StorageConfig {
     bucket: bucket ?? '',
     ...(endpoint === undefined ? {} : { endpoint }),
     region: read.string('AWS_S3_REGION_NAME') ?? read.string('AWS_REGION', 'us-east-1'),
-    ...(accessKeyId !== undefined && secretAccessKey !== undefined ? { credentials: { accessKeyId, secretAccessKey } } : {}),
+    ...(accessKeyId !== undefined && secretAccessKey !== undefined
+      ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken === undefined ? {} : { sessionToken }) } }
+      : {}),
     fileOverwrite: read.boolean('AWS_S3_FILE_OVERWRITE', false),
     querystringAuth: read.boolean('AWS_QUERYSTRING_AUTH', true),
     querystringExpire: read.integer('AWS_QUERYSTRING_EXPIRE', 3600, { min: 1, max: 604800 }),

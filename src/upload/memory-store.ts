@@ -71,6 +71,10 @@ class StateView implements UploadRepository, OutboxEmitter {
     return [...this.state().files.values()].filter((f) => matches(f, query)).length;
   }
 
+  async findFilesByStorageKey(key: string): Promise<UploadFile[]> {
+    return [...this.state().files.values()].filter((f) => f.storageKey === key).map(copy);
+  }
+
   async createBatch(batch: UploadBatch): Promise<UploadBatch> {
     const existing = [...this.state().batches.values()].find((b) => b.idempotencyKey === batch.idempotencyKey);
     if (existing !== undefined) return copy(existing);
@@ -140,6 +144,7 @@ export class MemoryUploadStore implements UnitOfWork {
     'listBatchFiles',
     'findFiles',
     'countFiles',
+    'findFilesByStorageKey',
     'createBatch',
     'getBatch',
     'updateBatch',

@@ -27,7 +27,7 @@ export interface UploadServiceOptions {
    */
   maxSizeBytes?: number;
   /**
-   * Accepted content types; `null` accepts any.
+   * Accepted content types, exact (`image/png`) or by family (`image/*`); `null` accepts any.
    * @default null
    */
   allowedTypes?: readonly string[] | null;

@@ -33,6 +33,8 @@ export interface UploadRepository {
   /** Oldest first. */
   findFiles(query: FileQuery): Promise<UploadFile[]>;
   countFiles(query: Omit<FileQuery, 'limit'>): Promise<number>;
+  /** Every file whose `storageKey` is `key`. */
+  findFilesByStorageKey(key: string): Promise<UploadFile[]>;
   /** Create the batch, or return the existing one with the same `idempotencyKey`. */
   createBatch(batch: UploadBatch): Promise<UploadBatch>;
   getBatch(id: string): Promise<UploadBatch | undefined>;

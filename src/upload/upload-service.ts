@@ -110,7 +110,7 @@ export class UploadService {
     }
     const contentType = uploadContentType(name, input.contentType);
     const file: UploadFile = { ...base, contentType, storageKey: renderKeyTemplate(this.#keyTemplate, now) + name };
-    if (this.#allowedTypes !== null && !this.#allowedTypes.has(contentType)) {
+    if (!this.#allows(contentType)) {
       return this.#refuse(file, source, 'file_type_not_allowed', `Files of type ${contentType} are not accepted.`);
     }
     if (source.size !== undefined && source.size > this.#maxSizeBytes) {
@@ -124,6 +124,13 @@ export class UploadService {
       throw new UploadFailedError(file.id, `Could not record upload "${file.originalFilename}"; nothing was stored.`, { cause: error });
     }
     return this.#store(file, name, source, input);
+  }
+
+  /** `allowedTypes` entries are exact types or `type/*` wildcards. */
+  #allows(contentType: string): boolean {
+    if (this.#allowedTypes === null) return true;
+    if (this.#allowedTypes.has(contentType)) return true;
+    return this.#allowedTypes.has(`${contentType.split('/')[0] ?? ''}/*`);
   }
 
   async #refuse(file: UploadFile, source: ReturnType<typeof normalizeContent>, code: UploadErrorCode, message: string) {
@@ -283,7 +290,12 @@ export class UploadService {
     const files = await this.#repository.findFiles({ ...query, limit: options.batchSize ?? 1000 });
     let deleted = 0;
     for (const file of files) {
-      if (file.storageKey !== '') await this.#storage.delete(file.storageKey);
+      // A stale `uploading` record names the key it meant to use; if that name was taken, the
+      // object there belongs to another record and must survive.
+      const others = file.storageKey === '' ? [] : await this.#repository.findFilesByStorageKey(file.storageKey);
+      if (file.storageKey !== '' && !others.some((o) => o.id !== file.id && o.status !== 'deleted')) {
+        await this.#storage.delete(file.storageKey);
+      }
       await this.#repository.deleteFile(file.id);
       deleted += 1;
     }

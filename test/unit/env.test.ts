@@ -131,6 +131,16 @@ describe('S3 variables', () => {
     expect(problems({ ...S3, AWS_QUERYSTRING_EXPIRE: '0' })).toEqual(['AWS_QUERYSTRING_EXPIRE']);
     expect(problems({ ...S3, AWS_QUERYSTRING_EXPIRE: 'an hour' })).toEqual(['AWS_QUERYSTRING_EXPIRE']);
   });
+  it('AWS_SESSION_TOKEN goes with the static keys', () => {
+    expect(s3({ AWS_ACCESS_KEY_ID: 'ASIA1', AWS_SECRET_ACCESS_KEY: 's', AWS_SESSION_TOKEN: 'tok' }).credentials).toEqual({
+      accessKeyId: 'ASIA1',
+      secretAccessKey: 's',
+      sessionToken: 'tok',
+    });
+  });
+  it('AWS_LOCATION must be a valid key prefix', () => {
+    expect(problems({ ...S3, AWS_LOCATION: 'media/../other' })).toEqual(['AWS_LOCATION']);
+  });
   it('AWS_S3_CUSTOM_DOMAIN, AWS_LOCATION: optional strings', () => {
     expect(s3({}).customDomain).toBeUndefined();
     expect(s3({}).location).toBeUndefined();

@@ -99,6 +99,13 @@ describe('UploadService', () => {
       expect(ok.status).toBe('stored');
     });
 
+    it('accepts type families like image/*', async () => {
+      const svc = service({ allowedTypes: ['image/*', 'application/pdf'] });
+      expect((await svc.createUploadFile({ content: 'x', filename: 'a.webp' })).status).toBe('stored');
+      expect((await svc.createUploadFile({ content: 'x', filename: 'a.pdf' })).status).toBe('stored');
+      expect((await svc.createUploadFile({ content: 'x', filename: 'a.txt' })).errorCode).toBe('file_type_not_allowed');
+    });
+
     it('refuses content of known size over the limit before storing anything', async () => {
       const file = await service({ maxSizeBytes: 10 }).createUploadFile({ content: Buffer.alloc(11), filename: 'a.bin' });
       expect(file).toMatchObject({ status: 'failed', errorCode: 'file_too_large' });
@@ -313,6 +320,31 @@ describe('UploadService', () => {
       expect(await store.repository.getFile('crashed')).toBeUndefined();
       for (const file of old) expect(await store.repository.getFile(file.id)).toBeUndefined();
       expect(await store.repository.getFile(fresh.id)).toMatchObject({ status: 'stored' });
+    });
+
+    it('never deletes an object that another record owns when sweeping a stale uploading record', async () => {
+      const svc = service({ ttlHours: 24 });
+      // A crash mid-upload at T0: the record names the key it meant to use; no object was kept.
+      await store.repository.createFile({
+        id: 'crashed',
+        storageKey: 'uploads/2026/11/shared.txt',
+        originalFilename: 'shared.txt',
+        contentType: 'text/plain',
+        sizeBytes: 0,
+        sha256: '',
+        metadata: {},
+        status: 'uploading',
+        createdAt: T0,
+        updatedAt: T0,
+      });
+      // Later, someone else uploads the same name and gets that key.
+      now = new Date(T0.getTime() + 23 * 3600_000);
+      const owner = await svc.createUploadFile({ content: 'keep me', filename: 'shared.txt' });
+      expect(owner.storageKey).toBe('uploads/2026/11/shared.txt');
+      now = new Date(T0.getTime() + 25 * 3600_000);
+      expect(await svc.cleanupExpiredUploadFiles()).toEqual({ deleted: 1, remaining: 0 });
+      expect(await store.repository.getFile('crashed')).toBeUndefined();
+      expect(await text(await storage.open(owner.storageKey))).toBe('keep me');
     });
 
     it('emits file.expiring once per file, however often it runs', async () => {
