@@ -6,6 +6,7 @@ export default defineConfig({
     fs: 'src/storage/fs/index.ts',
     s3: 'src/storage/s3/index.ts',
     env: 'src/env/index.ts',
+    postgres: 'src/postgres/index.ts',
     cli: 'src/cli/check.ts',
   },
   format: ['esm', 'cjs'],

@@ -1,0 +1,124 @@
+/**
+ * The schema of the Postgres store, as numbered migrations. `migrate()` applies the missing
+ * ones in one transaction under an advisory lock, so two processes starting at once are safe.
+ */
+import { StorageConfigError } from '../errors.js';
+
+export interface Queryable {
+  query<R extends Record<string, unknown> = Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
+}
+
+/** A connection that can be taken out of a pool and given back. */
+export interface PoolLike extends Queryable {
+  connect(): Promise<Queryable & { release(error?: Error | boolean): void }>;
+}
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/u;
+
+/** The schema name, checked and quoted; a bad name is a StorageConfigError. */
+export function quoteSchema(schema: string): string {
+  if (!IDENTIFIER.test(schema)) {
+    throw new StorageConfigError(`Postgres schema name "${schema}" must be lower-case letters, digits and "_", starting with a letter or "_".`, {
+      option: 'schema',
+    });
+  }
+  return `"${schema}"`;
+}
+
+const MIGRATIONS: Array<(s: string) => string> = [
+  (s) => `
+    CREATE TABLE IF NOT EXISTS ${s}.upload_batch (
+      id uuid PRIMARY KEY,
+      created_by text,
+      status text NOT NULL CHECK (status IN ('init', 'in_progress', 'complete', 'partial', 'failed')),
+      idempotency_key text NOT NULL UNIQUE,
+      created_at timestamptz NOT NULL,
+      updated_at timestamptz NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS upload_batch_status_idx ON ${s}.upload_batch (status);
+    CREATE INDEX IF NOT EXISTS upload_batch_created_at_idx ON ${s}.upload_batch (created_at);
+
+    CREATE TABLE IF NOT EXISTS ${s}.upload_file (
+      id uuid PRIMARY KEY,
+      batch_id uuid,
+      uploaded_by text,
+      storage_key text NOT NULL,
+      original_filename text NOT NULL,
+      content_type text NOT NULL,
+      size_bytes bigint NOT NULL DEFAULT 0,
+      sha256 text NOT NULL DEFAULT '',
+      metadata jsonb NOT NULL DEFAULT '{}',
+      status text NOT NULL CHECK (status IN ('uploading', 'stored', 'processed', 'failed', 'deleted')),
+      error_code text,
+      error_message text,
+      created_at timestamptz NOT NULL,
+      updated_at timestamptz NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS upload_file_status_idx ON ${s}.upload_file (status);
+    CREATE INDEX IF NOT EXISTS upload_file_created_at_idx ON ${s}.upload_file (created_at);
+    CREATE INDEX IF NOT EXISTS upload_file_batch_id_idx ON ${s}.upload_file (batch_id);
+    CREATE INDEX IF NOT EXISTS upload_file_storage_key_idx ON ${s}.upload_file (storage_key);
+
+    CREATE TABLE IF NOT EXISTS ${s}.outbox_event (
+      id uuid PRIMARY KEY,
+      aggregate_type text NOT NULL,
+      aggregate_id text NOT NULL,
+      event_type text NOT NULL,
+      payload jsonb NOT NULL,
+      status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+      idempotency_key text NOT NULL,
+      attempts integer NOT NULL DEFAULT 0,
+      max_attempts integer NOT NULL DEFAULT 5,
+      next_attempt_at timestamptz NOT NULL DEFAULT now(),
+      delivered_at timestamptz,
+      error_message text,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      updated_at timestamptz NOT NULL DEFAULT now(),
+      UNIQUE (event_type, idempotency_key)
+    );
+    CREATE INDEX IF NOT EXISTS outbox_event_pending_idx ON ${s}.outbox_event (next_attempt_at) WHERE status = 'pending';
+
+    CREATE TABLE IF NOT EXISTS ${s}.webhook_endpoint (
+      id uuid PRIMARY KEY,
+      url text NOT NULL,
+      secret text NOT NULL,
+      event_types text[] NOT NULL DEFAULT '{}',
+      is_active boolean NOT NULL DEFAULT true,
+      created_at timestamptz NOT NULL DEFAULT now()
+    );
+  `,
+];
+
+/**
+ * Create the schema and apply every missing migration. Idempotent, and safe when several
+ * processes run it at once (a transaction-scoped advisory lock serializes them).
+ */
+export async function migrate(pool: PoolLike, options: { schema?: string } = {}): Promise<{ applied: number }> {
+  const schema = options.schema ?? 'public';
+  const s = quoteSchema(schema);
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    // One lock id per schema: hashtext gives a stable int4.
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`doorito-storage:${schema}`]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
+    await client.query(`CREATE TABLE IF NOT EXISTS ${s}.doorito_migration (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${s}.doorito_migration`);
+    const done = new Set(rows.map((r) => r.version));
+    let applied = 0;
+    for (const [index, migration] of MIGRATIONS.entries()) {
+      const version = index + 1;
+      if (done.has(version)) continue;
+      await client.query(migration(s));
+      await client.query(`INSERT INTO ${s}.doorito_migration (version) VALUES ($1)`, [version]);
+      applied += 1;
+    }
+    await client.query('COMMIT');
+    return { applied };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,264 @@
+import { randomUUID } from 'node:crypto';
+import type { OutboxEvent, UploadBatch, UploadFile } from '../upload/model.js';
+import {
+  defaultIdempotencyKey,
+  type EmitResult,
+  type FileQuery,
+  type NewOutboxEvent,
+  type OutboxEmitter,
+  type UnitOfWork,
+  type UploadFilePatch,
+  type UploadRepository,
+  type UploadTransaction,
+} from '../upload/ports.js';
+import { quoteSchema, type PoolLike, type Queryable } from './migrations.js';
+
+/** Channel of the NOTIFY sent when an event is committed (the relay LISTENs on it). */
+export const OUTBOX_CHANNEL = 'doorito_outbox';
+
+type Row = Record<string, unknown>;
+
+const FILE_COLUMNS: Record<keyof UploadFilePatch, string> = {
+  storageKey: 'storage_key',
+  contentType: 'content_type',
+  sizeBytes: 'size_bytes',
+  sha256: 'sha256',
+  status: 'status',
+  errorCode: 'error_code',
+  errorMessage: 'error_message',
+  metadata: 'metadata',
+};
+
+const optional = <K extends string>(key: K, value: unknown): Partial<Record<K, string>> =>
+  value === null || value === undefined ? {} : ({ [key]: String(value) } as Record<K, string>);
+
+function toFile(row: Row): UploadFile {
+  return {
+    id: String(row['id']),
+    ...optional('batchId', row['batch_id']),
+    ...optional('uploadedBy', row['uploaded_by']),
+    storageKey: String(row['storage_key']),
+    originalFilename: String(row['original_filename']),
+    contentType: String(row['content_type']),
+    sizeBytes: Number(row['size_bytes']),
+    sha256: String(row['sha256']),
+    metadata: row['metadata'] as Record<string, string>,
+    status: row['status'] as UploadFile['status'],
+    ...optional('errorCode', row['error_code']),
+    ...optional('errorMessage', row['error_message']),
+    createdAt: row['created_at'] as Date,
+    updatedAt: row['updated_at'] as Date,
+  };
+}
+
+function toBatch(row: Row): UploadBatch {
+  return {
+    id: String(row['id']),
+    ...optional('createdBy', row['created_by']),
+    status: row['status'] as UploadBatch['status'],
+    idempotencyKey: String(row['idempotency_key']),
+    createdAt: row['created_at'] as Date,
+    updatedAt: row['updated_at'] as Date,
+  };
+}
+
+function toEvent(row: Row): OutboxEvent {
+  return {
+    id: String(row['id']),
+    aggregateType: String(row['aggregate_type']),
+    aggregateId: String(row['aggregate_id']),
+    eventType: String(row['event_type']),
+    payload: row['payload'] as Record<string, unknown>,
+    idempotencyKey: String(row['idempotency_key']),
+    createdAt: row['created_at'] as Date,
+  };
+}
+
+/** Repository and emitter statements over one connection (or the pool). */
+class PostgresView implements UploadRepository, OutboxEmitter {
+  constructor(
+    private readonly db: Queryable,
+    private readonly s: string,
+  ) {}
+
+  async createFile(f: UploadFile): Promise<void> {
+    await this.db.query(
+      `INSERT INTO ${this.s}.upload_file (id, batch_id, uploaded_by, storage_key, original_filename, content_type, size_bytes, sha256,
+         metadata, status, error_code, error_message, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+      [f.id, f.batchId ?? null, f.uploadedBy ?? null, f.storageKey, f.originalFilename, f.contentType, f.sizeBytes, f.sha256,
+        JSON.stringify(f.metadata), f.status, f.errorCode ?? null, f.errorMessage ?? null, f.createdAt, f.updatedAt],
+    );
+  }
+
+  async getFile(id: string): Promise<UploadFile | undefined> {
+    const { rows } = await this.db.query(`SELECT * FROM ${this.s}.upload_file WHERE id = $1`, [id]);
+    return rows[0] === undefined ? undefined : toFile(rows[0]);
+  }
+
+  async updateFile(id: string, patch: UploadFilePatch, options: { expectedStatus?: UploadFile['status']; now?: Date } = {}) {
+    const sets: string[] = [];
+    const values: unknown[] = [id];
+    for (const [key, column] of Object.entries(FILE_COLUMNS) as Array<[keyof UploadFilePatch, string]>) {
+      if (!(key in patch)) continue;
+      const value = patch[key];
+      values.push(key === 'metadata' ? JSON.stringify(value) : (value ?? null));
+      sets.push(`${column} = $${values.length}`);
+    }
+    values.push(options.now ?? new Date());
+    sets.push(`updated_at = $${values.length}`);
+    let where = 'id = $1';
+    if (options.expectedStatus !== undefined) {
+      values.push(options.expectedStatus);
+      where += ` AND status = $${values.length}`;
+    }
+    // The status condition in the same UPDATE makes it a compare-and-set (row lock, re-checked).
+    const { rows } = await this.db.query(`UPDATE ${this.s}.upload_file SET ${sets.join(', ')} WHERE ${where} RETURNING *`, values);
+    return rows[0] === undefined ? undefined : toFile(rows[0]);
+  }
+
+  async deleteFile(id: string): Promise<void> {
+    await this.db.query(`DELETE FROM ${this.s}.upload_file WHERE id = $1`, [id]);
+  }
+
+  async listBatchFiles(batchId: string): Promise<UploadFile[]> {
+    const { rows } = await this.db.query(`SELECT * FROM ${this.s}.upload_file WHERE batch_id = $1 ORDER BY created_at, id`, [batchId]);
+    return rows.map(toFile);
+  }
+
+  #where(query: Omit<FileQuery, 'limit'>, values: unknown[]): string {
+    values.push(query.statuses, query.createdBefore);
+    let where = `status = ANY($${values.length - 1}) AND created_at < $${values.length}`;
+    if (query.createdFrom !== undefined) {
+      values.push(query.createdFrom);
+      where += ` AND created_at >= $${values.length}`;
+    }
+    return where;
+  }
+
+  async findFiles(query: FileQuery): Promise<UploadFile[]> {
+    const values: unknown[] = [];
+    const where = this.#where(query, values);
+    values.push(query.limit);
+    const { rows } = await this.db.query(`SELECT * FROM ${this.s}.upload_file WHERE ${where} ORDER BY created_at, id LIMIT $${values.length}`, values);
+    return rows.map(toFile);
+  }
+
+  async countFiles(query: Omit<FileQuery, 'limit'>): Promise<number> {
+    const values: unknown[] = [];
+    const where = this.#where(query, values);
+    const { rows } = await this.db.query(`SELECT count(*)::int AS n FROM ${this.s}.upload_file WHERE ${where}`, values);
+    return Number(rows[0]?.['n'] ?? 0);
+  }
+
+  async findFilesByStorageKey(key: string): Promise<UploadFile[]> {
+    const { rows } = await this.db.query(`SELECT * FROM ${this.s}.upload_file WHERE storage_key = $1 ORDER BY created_at, id`, [key]);
+    return rows.map(toFile);
+  }
+
+  async createBatch(b: UploadBatch): Promise<UploadBatch> {
+    const inserted = await this.db.query(
+      `INSERT INTO ${this.s}.upload_batch (id, created_by, status, idempotency_key, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
+      [b.id, b.createdBy ?? null, b.status, b.idempotencyKey, b.createdAt, b.updatedAt],
+    );
+    if (inserted.rows[0] !== undefined) return toBatch(inserted.rows[0]);
+    const { rows } = await this.db.query(`SELECT * FROM ${this.s}.upload_batch WHERE idempotency_key = $1`, [b.idempotencyKey]);
+    return toBatch(rows[0] as Row);
+  }
+
+  async getBatch(id: string): Promise<UploadBatch | undefined> {
+    const { rows } = await this.db.query(`SELECT * FROM ${this.s}.upload_batch WHERE id = $1`, [id]);
+    return rows[0] === undefined ? undefined : toBatch(rows[0]);
+  }
+
+  async updateBatch(id: string, patch: Pick<UploadBatch, 'status'>, now?: Date): Promise<UploadBatch | undefined> {
+    const { rows } = await this.db.query(`UPDATE ${this.s}.upload_batch SET status = $2, updated_at = $3 WHERE id = $1 RETURNING *`, [
+      id,
+      patch.status,
+      now ?? new Date(),
+    ]);
+    return rows[0] === undefined ? undefined : toBatch(rows[0]);
+  }
+
+  async emit(input: NewOutboxEvent): Promise<EmitResult> {
+    const key = input.idempotencyKey ?? defaultIdempotencyKey(input);
+    const inserted = await this.db.query(
+      `INSERT INTO ${this.s}.outbox_event (id, aggregate_type, aggregate_id, event_type, payload, idempotency_key)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_type, idempotency_key) DO NOTHING RETURNING *`,
+      [randomUUID(), input.aggregateType, input.aggregateId, input.eventType, JSON.stringify(input.payload), key],
+    );
+    const row = inserted.rows[0];
+    if (row !== undefined) {
+      // Delivered to listeners when (and only if) the transaction commits.
+      await this.db.query('SELECT pg_notify($1, $2)', [OUTBOX_CHANNEL, String(row['id'])]);
+      return { event: toEvent(row), duplicate: false };
+    }
+    const { rows } = await this.db.query(`SELECT * FROM ${this.s}.outbox_event WHERE event_type = $1 AND idempotency_key = $2`, [input.eventType, key]);
+    return { event: toEvent(rows[0] as Row), duplicate: true };
+  }
+}
+
+/** Options of {@link PostgresUploadStore}. */
+export interface PostgresUploadStoreOptions {
+  /** A `pg.Pool` (or anything with `query` and `connect`). The host owns and ends it. */
+  pool: PoolLike;
+  /**
+   * Schema of the tables (create them with `migrate(pool, { schema })`).
+   * @default 'public'
+   */
+  schema?: string;
+}
+
+/**
+ * The upload ports on Postgres: a repository and an outbox whose event is written in the same
+ * real transaction as the state change it reports.
+ *
+ * @example
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL })
+ * await migrate(pool)
+ * const store = new PostgresUploadStore({ pool })
+ * const uploads = new UploadService({ storage, repository: store.repository, unitOfWork: store })
+ */
+export class PostgresUploadStore implements UnitOfWork {
+  readonly #pool: PoolLike;
+  readonly #schema: string;
+  /** The repository outside any transaction (each statement commits on its own). */
+  readonly repository: UploadRepository;
+  /** The emitter outside any transaction. */
+  readonly outbox: OutboxEmitter;
+
+  constructor(options: PostgresUploadStoreOptions) {
+    this.#pool = options.pool;
+    this.#schema = quoteSchema(options.schema ?? 'public');
+    const view = new PostgresView(this.#pool, this.#schema);
+    this.repository = view;
+    this.outbox = view;
+  }
+
+  async transaction<T>(fn: (tx: UploadTransaction) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const view = new PostgresView(client, this.#schema);
+      const result = await fn({ repository: view, outbox: view });
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw error;
+    } finally {
+      // A connection that could not even roll back is not given back to the pool.
+      client.release(broken);
+    }
+  }
+
+  /** Every event in the outbox, oldest first. */
+  async events(): Promise<OutboxEvent[]> {
+    const { rows } = await this.#pool.query(`SELECT * FROM ${this.#schema}.outbox_event ORDER BY created_at, id`);
+    return rows.map(toEvent);
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * The upload store contract on the real Postgres (PG_TEST_URL, default
+ * postgres://postgres@127.0.0.1:5432/test), in a schema of its own, dropped afterwards.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresUploadStore, migrate } from '../../src/postgres/index.js';
+import { uploadStoreContract } from './upload-store-contract.js';
+
+const url = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const pool = new pg.Pool({ connectionString: url, max: 12 });
+const schema = `doorito_test_${randomBytes(4).toString('hex')}`;
+const available = await pool.query('SELECT 1').then(
+  () => true,
+  (error: unknown) => {
+    if (process.env.CI) throw new Error(`Postgres at ${url.replace(/\/\/[^@]*@/u, '//…@')} is required in CI: ${String(error)}`);
+    console.warn(`\n!! POSTGRES TESTS SKIPPED: no Postgres at PG_TEST_URL (${String(error)})\n`);
+    return false;
+  },
+);
+
+describe.runIf(available)('PostgresUploadStore [postgres]', () => {
+  beforeAll(async () => {
+    await migrate(pool, { schema });
+  });
+  afterAll(async () => {
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await pool.end();
+  });
+
+  it('migrates idempotently, also when several processes run it at once', async () => {
+    const results = await Promise.all(Array.from({ length: 4 }, () => migrate(pool, { schema })));
+    expect(results.map((r) => r.applied)).toEqual([0, 0, 0, 0]);
+    const fresh = `${schema}_m`;
+    try {
+      const parallel = await Promise.all(Array.from({ length: 4 }, () => migrate(pool, { schema: fresh })));
+      expect(parallel.map((r) => r.applied).sort()).toEqual([0, 0, 0, 1]);
+      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1`, [fresh]);
+      expect(rows[0]?.n).toBe(5);
+    } finally {
+      await pool.query(`DROP SCHEMA IF EXISTS "${fresh}" CASCADE`);
+    }
+  });
+
+  it('refuses a schema name that is not a plain identifier', () => {
+    expect(() => new PostgresUploadStore({ pool, schema: 'x"; DROP TABLE y; --' })).toThrow(/schema name/u);
+  });
+
+  uploadStoreContract('PostgresUploadStore', async () => {
+    const store = new PostgresUploadStore({ pool, schema });
+    return {
+      repository: store.repository,
+      outbox: store.outbox,
+      unitOfWork: store,
+      events: () => store.events(),
+      cleanup: async () => {
+        await pool.query(`TRUNCATE "${schema}".upload_file, "${schema}".upload_batch, "${schema}".outbox_event`);
+      },
+    };
+  });
+});
