@@ -2,12 +2,9 @@
  * The bench's own bucket: created at the start, emptied and removed at the end (even on error).
  */
 import { randomBytes } from 'node:crypto';
-import {
-  CreateBucketCommand,
-  DeleteBucketCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { S3Storage } from '../src/storage/s3/index.js';
+import { rawClient } from '../test/helpers/s3-client.js';
 import { s3Cleanup } from '../test/helpers/s3-fixture.js';
 import { MiB, type S3Settings } from './util.js';
 
@@ -33,16 +30,9 @@ export function benchStorage(settings: S3Settings, bucket: string): S3Storage {
   });
 }
 
+/** The raw client that makes the bucket and drives the cleanup: the tests' own, with timeouts. */
 export function adminClient(settings: S3Settings): S3Client {
-  return new S3Client({
-    endpoint: settings.endpoint,
-    region: settings.region,
-    credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
-    forcePathStyle: true,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler,
-  });
+  return rawClient(settings, { requestHandler });
 }
 
 export async function createBenchBucket(client: S3Client): Promise<string> {

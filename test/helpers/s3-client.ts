@@ -1,4 +1,4 @@
-import { S3Client } from '@aws-sdk/client-s3';
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 
 /** The real S3 server of this test run (see test/setup/s3-server.ts). */
 export interface S3TestEnv {
@@ -11,9 +11,13 @@ export interface S3TestEnv {
   provider: string;
 }
 
-/** A raw SDK client for inspecting the server behind the library's back. */
-export function rawClient(env: S3TestEnv): S3Client {
+/** A raw SDK client for inspecting the server behind the library's back (tests and bench). */
+export function rawClient(
+  env: Pick<S3TestEnv, 'endpoint' | 'region' | 'accessKeyId' | 'secretAccessKey'>,
+  extra: Pick<S3ClientConfig, 'requestHandler'> = {},
+): S3Client {
   return new S3Client({
+    ...extra,
     endpoint: env.endpoint,
     region: env.region,
     credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey },
