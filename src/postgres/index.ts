@@ -1,2 +1,3 @@
-export { PostgresUploadStore, OUTBOX_CHANNEL, type PostgresUploadStoreOptions } from './postgres-store.js';
-export { migrate, quoteSchema, type PoolLike, type Queryable } from './migrations.js';
+export { PostgresUploadStore, type PostgresUploadStoreOptions } from './postgres-store.js';
+export { OUTBOX_CHANNEL } from './postgres-outbox.js';
+export { migrate, quoteSchema, type PoolLike, type PooledClient, type Queryable } from './migrations.js';

@@ -8,9 +8,17 @@ export interface Queryable {
   query<R extends Record<string, unknown> = Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
 }
 
-/** A connection that can be taken out of a pool and given back. */
+/** A connection taken out of a pool (a `pg.PoolClient`). */
+export interface PooledClient extends Queryable {
+  release(error?: Error | boolean): void;
+  on(event: 'notification', listener: (message: { channel: string; payload?: string | undefined }) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  removeAllListeners(event?: string): unknown;
+}
+
+/** A `pg.Pool`, or anything with `query` and `connect`. */
 export interface PoolLike extends Queryable {
-  connect(): Promise<Queryable & { release(error?: Error | boolean): void }>;
+  connect(): Promise<PooledClient>;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/u;

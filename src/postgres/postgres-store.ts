@@ -12,11 +12,8 @@ import {
   type UploadTransaction,
 } from '../upload/ports.js';
 import { quoteSchema, type PoolLike, type Queryable } from './migrations.js';
-
-/** Channel of the NOTIFY sent when an event is committed (the relay LISTENs on it). */
-export const OUTBOX_CHANNEL = 'doorito_outbox';
-
-type Row = Record<string, unknown>;
+import { PostgresOutbox, OUTBOX_CHANNEL } from './postgres-outbox.js';
+import { isUuid, toBatch, toEvent, toFile, type Row } from './rows.js';
 
 const FILE_COLUMNS: Record<keyof UploadFilePatch, string> = {
   storageKey: 'storage_key',
@@ -29,56 +26,13 @@ const FILE_COLUMNS: Record<keyof UploadFilePatch, string> = {
   metadata: 'metadata',
 };
 
-const optional = <K extends string>(key: K, value: unknown): Partial<Record<K, string>> =>
-  value === null || value === undefined ? {} : ({ [key]: String(value) } as Record<K, string>);
-
-function toFile(row: Row): UploadFile {
-  return {
-    id: String(row['id']),
-    ...optional('batchId', row['batch_id']),
-    ...optional('uploadedBy', row['uploaded_by']),
-    storageKey: String(row['storage_key']),
-    originalFilename: String(row['original_filename']),
-    contentType: String(row['content_type']),
-    sizeBytes: Number(row['size_bytes']),
-    sha256: String(row['sha256']),
-    metadata: row['metadata'] as Record<string, string>,
-    status: row['status'] as UploadFile['status'],
-    ...optional('errorCode', row['error_code']),
-    ...optional('errorMessage', row['error_message']),
-    createdAt: row['created_at'] as Date,
-    updatedAt: row['updated_at'] as Date,
-  };
-}
-
-function toBatch(row: Row): UploadBatch {
-  return {
-    id: String(row['id']),
-    ...optional('createdBy', row['created_by']),
-    status: row['status'] as UploadBatch['status'],
-    idempotencyKey: String(row['idempotency_key']),
-    createdAt: row['created_at'] as Date,
-    updatedAt: row['updated_at'] as Date,
-  };
-}
-
-function toEvent(row: Row): OutboxEvent {
-  return {
-    id: String(row['id']),
-    aggregateType: String(row['aggregate_type']),
-    aggregateId: String(row['aggregate_id']),
-    eventType: String(row['event_type']),
-    payload: row['payload'] as Record<string, unknown>,
-    idempotencyKey: String(row['idempotency_key']),
-    createdAt: row['created_at'] as Date,
-  };
-}
-
 /** Repository and emitter statements over one connection (or the pool). */
 class PostgresView implements UploadRepository, OutboxEmitter {
   constructor(
     private readonly db: Queryable,
     private readonly s: string,
+    /** The schema's plain name: NOTIFY payloads start with it, so each store wakes only for its own events. */
+    private readonly schemaName: string,
   ) {}
 
   async createFile(f: UploadFile): Promise<void> {
@@ -92,11 +46,13 @@ class PostgresView implements UploadRepository, OutboxEmitter {
   }
 
   async getFile(id: string): Promise<UploadFile | undefined> {
+    if (!isUuid(id)) return undefined;
     const { rows } = await this.db.query(`SELECT * FROM ${this.s}.upload_file WHERE id = $1`, [id]);
     return rows[0] === undefined ? undefined : toFile(rows[0]);
   }
 
   async updateFile(id: string, patch: UploadFilePatch, options: { expectedStatus?: UploadFile['status']; now?: Date } = {}) {
+    if (!isUuid(id)) return undefined;
     const sets: string[] = [];
     const values: unknown[] = [id];
     for (const [key, column] of Object.entries(FILE_COLUMNS) as Array<[keyof UploadFilePatch, string]>) {
@@ -118,6 +74,7 @@ class PostgresView implements UploadRepository, OutboxEmitter {
   }
 
   async deleteFile(id: string): Promise<void> {
+    if (!isUuid(id)) return;
     await this.db.query(`DELETE FROM ${this.s}.upload_file WHERE id = $1`, [id]);
   }
 
@@ -168,11 +125,13 @@ class PostgresView implements UploadRepository, OutboxEmitter {
   }
 
   async getBatch(id: string): Promise<UploadBatch | undefined> {
+    if (!isUuid(id)) return undefined;
     const { rows } = await this.db.query(`SELECT * FROM ${this.s}.upload_batch WHERE id = $1`, [id]);
     return rows[0] === undefined ? undefined : toBatch(rows[0]);
   }
 
   async updateBatch(id: string, patch: Pick<UploadBatch, 'status'>, now?: Date): Promise<UploadBatch | undefined> {
+    if (!isUuid(id)) return undefined;
     const { rows } = await this.db.query(`UPDATE ${this.s}.upload_batch SET status = $2, updated_at = $3 WHERE id = $1 RETURNING *`, [
       id,
       patch.status,
@@ -191,7 +150,7 @@ class PostgresView implements UploadRepository, OutboxEmitter {
     const row = inserted.rows[0];
     if (row !== undefined) {
       // Delivered to listeners when (and only if) the transaction commits.
-      await this.db.query('SELECT pg_notify($1, $2)', [OUTBOX_CHANNEL, String(row['id'])]);
+      await this.db.query('SELECT pg_notify($1, $2)', [OUTBOX_CHANNEL, `${this.schemaName}:${String(row['id'])}`]);
       return { event: toEvent(row), duplicate: false };
     }
     const { rows } = await this.db.query(`SELECT * FROM ${this.s}.outbox_event WHERE event_type = $1 AND idempotency_key = $2`, [input.eventType, key]);
@@ -212,26 +171,32 @@ export interface PostgresUploadStoreOptions {
 
 /**
  * The upload ports on Postgres: a repository and an outbox whose event is written in the same
- * real transaction as the state change it reports.
+ * real transaction as the state change it reports, and the relay's view of that outbox.
  *
  * @example
  * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL })
  * await migrate(pool)
  * const store = new PostgresUploadStore({ pool })
  * const uploads = new UploadService({ storage, repository: store.repository, unitOfWork: store })
+ * const relay = new OutboxRelay({ store })
  */
-export class PostgresUploadStore implements UnitOfWork {
+export class PostgresUploadStore extends PostgresOutbox implements UnitOfWork {
   readonly #pool: PoolLike;
   readonly #schema: string;
+  readonly #schemaName: string;
   /** The repository outside any transaction (each statement commits on its own). */
   readonly repository: UploadRepository;
   /** The emitter outside any transaction. */
   readonly outbox: OutboxEmitter;
 
   constructor(options: PostgresUploadStoreOptions) {
+    const schemaName = options.schema ?? 'public';
+    const schema = quoteSchema(schemaName);
+    super(options.pool, schema, schemaName);
     this.#pool = options.pool;
-    this.#schema = quoteSchema(options.schema ?? 'public');
-    const view = new PostgresView(this.#pool, this.#schema);
+    this.#schema = schema;
+    this.#schemaName = schemaName;
+    const view = new PostgresView(this.#pool, this.#schema, this.#schemaName);
     this.repository = view;
     this.outbox = view;
   }
@@ -241,7 +206,7 @@ export class PostgresUploadStore implements UnitOfWork {
     let broken = false;
     try {
       await client.query('BEGIN');
-      const view = new PostgresView(client, this.#schema);
+      const view = new PostgresView(client, this.#schema, this.#schemaName);
       const result = await fn({ repository: view, outbox: view });
       await client.query('COMMIT');
       return result;

@@ -12,10 +12,15 @@ export * from './errors.js';
 export type * from './model.js';
 export {
   defaultIdempotencyKey,
+  LEASE_EXPIRED_MESSAGE,
+  type ClaimOptions,
+  type DeliveryOutcome,
   type EmitResult,
   type FileQuery,
   type NewOutboxEvent,
+  type NewWebhookEndpoint,
   type OutboxEmitter,
+  type OutboxStore,
   type UnitOfWork,
   type UploadFilePatch,
   type UploadRepository,

@@ -1,11 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import type { OutboxEvent, UploadBatch, UploadFile } from './model.js';
+import type { OutboxDelivery, OutboxEvent, UploadBatch, UploadFile, WebhookEndpoint } from './model.js';
 import {
   defaultIdempotencyKey,
+  LEASE_EXPIRED_MESSAGE,
+  type ClaimOptions,
+  type DeliveryOutcome,
   type EmitResult,
   type FileQuery,
   type NewOutboxEvent,
+  type NewWebhookEndpoint,
   type OutboxEmitter,
+  type OutboxStore,
   type UnitOfWork,
   type UploadFilePatch,
   type UploadRepository,
@@ -15,10 +20,20 @@ import {
 interface State {
   files: Map<string, UploadFile>;
   batches: Map<string, UploadBatch>;
-  events: OutboxEvent[];
+  events: OutboxDelivery[];
+  endpoints: WebhookEndpoint[];
 }
 
 const copy = <T>(value: T): T => structuredClone(value);
+
+/** The event as emitters see it, without the delivery state. */
+function eventOf(delivery: OutboxDelivery): OutboxEvent {
+  const { id, aggregateType, aggregateId, eventType, payload, idempotencyKey, createdAt } = copy(delivery);
+  return { id, aggregateType, aggregateId, eventType, payload, idempotencyKey, createdAt };
+}
+
+const byDue = (a: OutboxDelivery, b: OutboxDelivery) =>
+  a.nextAttemptAt.getTime() - b.nextAttemptAt.getTime() || a.createdAt.getTime() - b.createdAt.getTime();
 
 function matches(file: UploadFile, query: Omit<FileQuery, 'limit'>): boolean {
   return (
@@ -30,6 +45,9 @@ function matches(file: UploadFile, query: Omit<FileQuery, 'limit'>): boolean {
 
 /** The repository and emitter logic over one state; callers hold the store's lock. */
 class StateView implements UploadRepository, OutboxEmitter {
+  /** New events added through this view (a commit with any wakes the relay). */
+  emitted = 0;
+
   constructor(private readonly state: () => State) {}
 
   async createFile(file: UploadFile): Promise<void> {
@@ -98,36 +116,46 @@ class StateView implements UploadRepository, OutboxEmitter {
   async emit(input: NewOutboxEvent): Promise<EmitResult> {
     const idempotencyKey = input.idempotencyKey ?? defaultIdempotencyKey(input);
     const existing = this.state().events.find((e) => e.eventType === input.eventType && e.idempotencyKey === idempotencyKey);
-    if (existing !== undefined) return { event: copy(existing), duplicate: true };
-    const event: OutboxEvent = {
+    if (existing !== undefined) return { event: eventOf(existing), duplicate: true };
+    const now = new Date();
+    const event: OutboxDelivery = {
       id: randomUUID(),
       aggregateType: input.aggregateType,
       aggregateId: input.aggregateId,
       eventType: input.eventType,
       payload: copy(input.payload),
       idempotencyKey,
-      createdAt: new Date(),
+      createdAt: now,
+      status: 'pending',
+      attempts: 0,
+      maxAttempts: 5,
+      nextAttemptAt: now,
+      updatedAt: now,
     };
     this.state().events.push(event);
-    return { event: copy(event), duplicate: false };
+    this.emitted += 1;
+    return { event: eventOf(event), duplicate: false };
   }
 }
 
 type Locked<T> = { [K in keyof T]: T[K] };
 
 /**
- * In-memory upload repository, outbox and unit of work: the reference implementation of the
- * ports, and the test double. A transaction works on a copy of the state and publishes it only
- * when `fn` resolves, so a throw rolls everything back. Operations are serialized.
+ * In-memory upload repository, outbox, unit of work and relay store: the reference
+ * implementation of the ports, and the test double. A transaction works on a copy of the state
+ * and publishes it only when `fn` resolves, so a throw rolls everything back. Operations are
+ * serialized.
  *
  * @example
  * const store = new MemoryUploadStore()
- * const service = new UploadService({ storage, store })
+ * const service = new UploadService({ storage, repository: store.repository, unitOfWork: store })
+ * const relay = new OutboxRelay({ store })
  */
-export class MemoryUploadStore implements UnitOfWork {
-  #state: State = { files: new Map(), batches: new Map(), events: [] };
+export class MemoryUploadStore implements UnitOfWork, OutboxStore {
+  #state: State = { files: new Map(), batches: new Map(), events: [], endpoints: [] };
   #queue: Promise<unknown> = Promise.resolve();
   readonly #view = new StateView(() => this.#state);
+  readonly #listeners = new Set<() => void>();
 
   #locked<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(fn, fn);
@@ -151,7 +179,9 @@ export class MemoryUploadStore implements UnitOfWork {
   ]);
 
   /** The emitter, outside any transaction. */
-  readonly outbox: OutboxEmitter = this.#wrap<OutboxEmitter>(['emit']);
+  readonly outbox: OutboxEmitter = {
+    emit: (event) => this.#commit((view) => view.emit(event)),
+  };
 
   #wrap<T>(methods: Array<keyof T & string>): T {
     const view = this.#view as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
@@ -160,18 +190,109 @@ export class MemoryUploadStore implements UnitOfWork {
     ) as T;
   }
 
-  transaction<T>(fn: (tx: UploadTransaction) => Promise<T>): Promise<T> {
+  /** Run `fn` on a draft of the state; publish the draft when it resolves, and wake listeners if it emitted. */
+  #commit<T>(fn: (view: StateView) => Promise<T>): Promise<T> {
     return this.#locked(async () => {
-      const draft: State = { files: copy(this.#state.files), batches: copy(this.#state.batches), events: copy(this.#state.events) };
+      const draft: State = copy(this.#state);
       const view = new StateView(() => draft);
-      const result = await fn({ repository: view, outbox: view });
+      const result = await fn(view);
       this.#state = draft;
+      if (view.emitted > 0) for (const listener of this.#listeners) setImmediate(listener);
       return result;
     });
   }
 
+  transaction<T>(fn: (tx: UploadTransaction) => Promise<T>): Promise<T> {
+    return this.#commit((view) => fn({ repository: view, outbox: view }));
+  }
+
   /** Every event in the outbox, oldest first (for tests and the example relay). */
   async events(): Promise<OutboxEvent[]> {
-    return this.#locked(async () => copy(this.#state.events));
+    return this.#locked(async () => this.#state.events.map(eventOf));
+  }
+
+  claimEvents({ now, limit, leaseUntil }: ClaimOptions): Promise<OutboxDelivery[]> {
+    return this.#locked(async () => {
+      const due = this.#state.events.filter((e) => e.status === 'pending' && e.nextAttemptAt <= now);
+      for (const event of due.filter((e) => e.attempts >= e.maxAttempts)) {
+        Object.assign(event, { status: 'failed', errorMessage: LEASE_EXPIRED_MESSAGE, updatedAt: now });
+      }
+      const claimed = due.filter((e) => e.status === 'pending').sort(byDue).slice(0, limit);
+      for (const event of claimed) Object.assign(event, { attempts: event.attempts + 1, nextAttemptAt: leaseUntil, updatedAt: now });
+      return copy(claimed);
+    });
+  }
+
+  completeEvent(claimed: Pick<OutboxDelivery, 'id' | 'nextAttemptAt'>, outcome: DeliveryOutcome, now: Date): Promise<boolean> {
+    return this.#locked(async () => {
+      const event = this.#state.events.find((e) => e.id === claimed.id);
+      if (event?.status !== 'pending' || event.nextAttemptAt.getTime() !== claimed.nextAttemptAt.getTime()) return false;
+      event.updatedAt = now;
+      if (outcome.status === 'delivered') {
+        event.status = 'delivered';
+        event.deliveredAt = now;
+        delete event.errorMessage;
+      } else {
+        event.status = outcome.status;
+        event.errorMessage = outcome.errorMessage;
+        if (outcome.status === 'pending') event.nextAttemptAt = outcome.nextAttemptAt;
+      }
+      return true;
+    });
+  }
+
+  getEvent(id: string): Promise<OutboxDelivery | undefined> {
+    return this.#locked(async () => copy(this.#state.events.find((e) => e.id === id)));
+  }
+
+  deleteDeliveredEvents(before: Date): Promise<number> {
+    return this.#locked(async () => {
+      const old = (e: OutboxDelivery) => e.status === 'delivered' && e.deliveredAt !== undefined && e.deliveredAt < before;
+      const count = this.#state.events.filter(old).length;
+      this.#state.events = this.#state.events.filter((e) => !old(e));
+      return count;
+    });
+  }
+
+  createWebhookEndpoint(input: NewWebhookEndpoint): Promise<WebhookEndpoint> {
+    return this.#locked(async () => {
+      const endpoint: WebhookEndpoint = {
+        id: randomUUID(),
+        url: input.url,
+        secret: input.secret,
+        eventTypes: [...(input.eventTypes ?? [])],
+        isActive: input.isActive ?? true,
+        createdAt: new Date(),
+      };
+      this.#state.endpoints.push(endpoint);
+      return copy(endpoint);
+    });
+  }
+
+  listWebhookEndpoints(): Promise<WebhookEndpoint[]> {
+    return this.#locked(async () => copy(this.#state.endpoints));
+  }
+
+  setWebhookEndpointActive(id: string, isActive: boolean): Promise<WebhookEndpoint | undefined> {
+    return this.#locked(async () => {
+      const endpoint = this.#state.endpoints.find((e) => e.id === id);
+      if (endpoint !== undefined) endpoint.isActive = isActive;
+      return copy(endpoint);
+    });
+  }
+
+  deleteWebhookEndpoint(id: string): Promise<void> {
+    return this.#locked(async () => {
+      this.#state.endpoints = this.#state.endpoints.filter((e) => e.id !== id);
+    });
+  }
+
+  async onEventCommitted(listener: () => void): Promise<() => Promise<void>> {
+    // A distinct function per subscription, so subscribing the same listener twice works.
+    const call = () => listener();
+    this.#listeners.add(call);
+    return async () => {
+      this.#listeners.delete(call);
+    };
   }
 }

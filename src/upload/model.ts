@@ -78,3 +78,33 @@ export interface FileExpiringPayload extends FileStoredPayload {
   /** ISO 8601: when the file passes its TTL and cleanup deletes it. */
   expires_at: string;
 }
+
+/** Delivery state of an outbox event. */
+export type OutboxEventStatus = 'pending' | 'delivered' | 'failed';
+
+/** An outbox event with its delivery state, as the relay sees it. */
+export interface OutboxDelivery<Payload = Record<string, unknown>> extends OutboxEvent<Payload> {
+  status: OutboxEventStatus;
+  /** Delivery attempts started so far (a claim counts as one). */
+  attempts: number;
+  /** After this many failed attempts the event is `failed`. @default 5 */
+  maxAttempts: number;
+  /** When the event is due; while a relay holds it, the end of that relay's lease. */
+  nextAttemptAt: Date;
+  deliveredAt?: Date;
+  /** The last delivery error. */
+  errorMessage?: string;
+  updatedAt: Date;
+}
+
+/** Where the relay POSTs events. */
+export interface WebhookEndpoint {
+  id: string;
+  url: string;
+  /** HMAC-SHA256 key of `X-Webhook-Signature`. */
+  secret: string;
+  /** Event types sent to this endpoint; empty means every type. */
+  eventTypes: string[];
+  isActive: boolean;
+  createdAt: Date;
+}

@@ -2,7 +2,7 @@
  * The ports the UploadService needs. Plain interfaces: the in-memory store in this package
  * implements them all; SQL stores implement them on a real transaction.
  */
-import type { OutboxEvent, UploadBatch, UploadFile, UploadFileStatus } from './model.js';
+import type { OutboxDelivery, OutboxEvent, UploadBatch, UploadFile, UploadFileStatus, WebhookEndpoint } from './model.js';
 
 /** Fields of an upload file that may change after it is created. */
 export type UploadFilePatch = Partial<
@@ -80,3 +80,66 @@ export interface UnitOfWork {
 /** The default idempotency key of an event. */
 export const defaultIdempotencyKey = (event: Pick<NewOutboxEvent, 'aggregateType' | 'aggregateId'>): string =>
   `${event.aggregateType}:${event.aggregateId}`;
+
+/** What `claimEvents` records on an event whose last allowed attempt never reported back. */
+export const LEASE_EXPIRED_MESSAGE = 'lease expired after the last attempt (the relay stopped before it reported)';
+
+/** How a delivery ended, as the relay records it. */
+export type DeliveryOutcome =
+  | { status: 'delivered' }
+  /** Try again at `nextAttemptAt`. */
+  | { status: 'pending'; nextAttemptAt: Date; errorMessage: string }
+  | { status: 'failed'; errorMessage: string };
+
+export interface ClaimOptions {
+  /** Events due at or before this instant. */
+  now: Date;
+  /** At most this many events. */
+  limit: number;
+  /** The lease: claimed events are due again (for another relay) only after this instant. */
+  leaseUntil: Date;
+}
+
+/** A new webhook endpoint. */
+export interface NewWebhookEndpoint {
+  url: string;
+  secret: string;
+  /** @default [] (every event type) */
+  eventTypes?: string[];
+  /** @default true */
+  isActive?: boolean;
+}
+
+/**
+ * The outbox as the relay needs it: claim due events under a lease, record outcomes, and the
+ * webhook endpoints. Every upload store implements it (memory, SQLite, Postgres).
+ */
+export interface OutboxStore {
+  /**
+   * In one short transaction: take up to `limit` pending events due at `now` (earliest due
+   * first) that no other relay holds (`FOR UPDATE SKIP LOCKED` on Postgres), count an attempt
+   * on each and set its `nextAttemptAt` to `leaseUntil`, so that no other relay takes it before
+   * the lease ends. Pending events whose last attempt's lease ran out are marked `failed`.
+   */
+  claimEvents(options: ClaimOptions): Promise<OutboxDelivery[]>;
+  /**
+   * Record the outcome of a claimed event, only if the claim still holds: the event is pending
+   * and its `nextAttemptAt` is the lease the claim returned. Returns false when the lease was
+   * lost (it expired and another relay claimed the event), and then changes nothing.
+   */
+  completeEvent(claimed: Pick<OutboxDelivery, 'id' | 'nextAttemptAt'>, outcome: DeliveryOutcome, now: Date): Promise<boolean>;
+  getEvent(id: string): Promise<OutboxDelivery | undefined>;
+  /** Delete delivered events delivered before `before`; returns how many. */
+  deleteDeliveredEvents(before: Date): Promise<number>;
+  createWebhookEndpoint(endpoint: NewWebhookEndpoint): Promise<WebhookEndpoint>;
+  /** Every endpoint, active or not, oldest first. */
+  listWebhookEndpoints(): Promise<WebhookEndpoint[]>;
+  /** Activate or deactivate; undefined when there is no such endpoint. */
+  setWebhookEndpointActive(id: string, isActive: boolean): Promise<WebhookEndpoint | undefined>;
+  deleteWebhookEndpoint(id: string): Promise<void>;
+  /**
+   * Call `listener` soon after an event is committed, so a relay need not wait for its next
+   * poll (LISTEN/NOTIFY on Postgres; in-process elsewhere). Resolves to an unsubscribe function.
+   */
+  onEventCommitted?(listener: () => void): Promise<() => Promise<void>>;
+}

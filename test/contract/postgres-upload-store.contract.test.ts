@@ -53,9 +53,10 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
       repository: store.repository,
       outbox: store.outbox,
       unitOfWork: store,
+      outboxStore: store,
       events: () => store.events(),
       cleanup: async () => {
-        await pool.query(`TRUNCATE "${schema}".upload_file, "${schema}".upload_batch, "${schema}".outbox_event`);
+        await pool.query(`TRUNCATE "${schema}".upload_file, "${schema}".upload_batch, "${schema}".outbox_event, "${schema}".webhook_endpoint`);
       },
     };
   });

@@ -4,12 +4,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { OutboxEmitter, OutboxEvent, UnitOfWork, UploadBatch, UploadFile, UploadRepository } from '../../src/index.js';
+import type { OutboxEmitter, OutboxEvent, OutboxStore, UnitOfWork, UploadBatch, UploadFile, UploadRepository } from '../../src/index.js';
+import { outboxStoreContract } from './outbox-store-contract.js';
 
 export interface UploadStoreFixture {
   repository: UploadRepository;
   outbox: OutboxEmitter;
   unitOfWork: UnitOfWork;
+  /** The relay's view of the same outbox. */
+  outboxStore: OutboxStore;
   events(): Promise<OutboxEvent[]>;
   cleanup(): Promise<void>;
 }
@@ -140,5 +143,7 @@ export function uploadStoreContract(name: string, makeFixture: () => Promise<Upl
       expect(await fx.repository.getFile(file.id)).toMatchObject({ status: 'uploading' });
       expect((await fx.events()).some((e) => e.aggregateId === file.id)).toBe(false);
     });
+
+    outboxStoreContract(() => fx);
   });
 }

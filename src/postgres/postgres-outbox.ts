@@ -1,0 +1,167 @@
+/**
+ * The relay's side of the Postgres outbox: claims under a lease with `FOR UPDATE SKIP LOCKED`,
+ * outcomes recorded with a compare-and-set on the lease, webhook endpoints, LISTEN/NOTIFY.
+ */
+import { randomUUID } from 'node:crypto';
+import type { OutboxDelivery, WebhookEndpoint } from '../upload/model.js';
+import { LEASE_EXPIRED_MESSAGE, type ClaimOptions, type DeliveryOutcome, type NewWebhookEndpoint, type OutboxStore } from '../upload/ports.js';
+import type { PoolLike, PooledClient } from './migrations.js';
+import { isUuid, toDelivery, toEndpoint } from './rows.js';
+
+/** Channel of the NOTIFY sent when an event is committed; the payload is `<schema>:<event id>`. */
+export const OUTBOX_CHANNEL = 'doorito_outbox';
+
+/** How long to wait before listening again after the LISTEN connection broke. */
+const RELISTEN_DELAY_MS = 1_000;
+
+export class PostgresOutbox implements OutboxStore {
+  readonly #pool: PoolLike;
+  readonly #s: string;
+  readonly #schemaName: string;
+
+  constructor(pool: PoolLike, quotedSchema: string, schemaName: string) {
+    this.#pool = pool;
+    this.#s = quotedSchema;
+    this.#schemaName = schemaName;
+  }
+
+  async claimEvents({ now, limit, leaseUntil }: ClaimOptions): Promise<OutboxDelivery[]> {
+    const s = this.#s;
+    // One statement, so one short transaction. SKIP LOCKED: rows another relay is claiming right
+    // now are passed over instead of waited for, and never handed out twice.
+    // https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE
+    const { rows } = await this.#pool.query(
+      `WITH expired AS (
+         UPDATE ${s}.outbox_event SET status = 'failed', error_message = $4, updated_at = $1
+         WHERE id IN (SELECT id FROM ${s}.outbox_event
+                      WHERE status = 'pending' AND next_attempt_at <= $1 AND attempts >= max_attempts
+                      FOR UPDATE SKIP LOCKED)
+       ), due AS (
+         SELECT id FROM ${s}.outbox_event
+         WHERE status = 'pending' AND next_attempt_at <= $1 AND attempts < max_attempts
+         ORDER BY next_attempt_at, created_at
+         LIMIT $2
+         FOR UPDATE SKIP LOCKED
+       )
+       UPDATE ${s}.outbox_event AS e SET attempts = e.attempts + 1, next_attempt_at = $3, updated_at = $1
+       FROM due WHERE e.id = due.id
+       RETURNING e.*`,
+      [now, limit, leaseUntil, LEASE_EXPIRED_MESSAGE],
+    );
+    return rows.map(toDelivery).sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+  }
+
+  async completeEvent(claimed: Pick<OutboxDelivery, 'id' | 'nextAttemptAt'>, outcome: DeliveryOutcome, now: Date): Promise<boolean> {
+    if (!isUuid(claimed.id)) return false;
+    const { rowCount } = await this.#pool.query(
+      `UPDATE ${this.#s}.outbox_event SET
+         status = $3::text,
+         delivered_at = CASE WHEN $3::text = 'delivered' THEN $4::timestamptz ELSE delivered_at END,
+         next_attempt_at = COALESCE($5::timestamptz, next_attempt_at),
+         error_message = $6::text,
+         updated_at = $4::timestamptz
+       WHERE id = $1 AND status = 'pending' AND next_attempt_at = $2`,
+      [
+        claimed.id,
+        claimed.nextAttemptAt,
+        outcome.status,
+        now,
+        outcome.status === 'pending' ? outcome.nextAttemptAt : null,
+        outcome.status === 'delivered' ? null : outcome.errorMessage,
+      ],
+    );
+    return rowCount === 1;
+  }
+
+  async getEvent(id: string): Promise<OutboxDelivery | undefined> {
+    if (!isUuid(id)) return undefined;
+    const { rows } = await this.#pool.query(`SELECT * FROM ${this.#s}.outbox_event WHERE id = $1`, [id]);
+    return rows[0] === undefined ? undefined : toDelivery(rows[0]);
+  }
+
+  async deleteDeliveredEvents(before: Date): Promise<number> {
+    const { rowCount } = await this.#pool.query(`DELETE FROM ${this.#s}.outbox_event WHERE status = 'delivered' AND delivered_at < $1`, [before]);
+    return rowCount ?? 0;
+  }
+
+  async createWebhookEndpoint(endpoint: NewWebhookEndpoint): Promise<WebhookEndpoint> {
+    const { rows } = await this.#pool.query(
+      `INSERT INTO ${this.#s}.webhook_endpoint (id, url, secret, event_types, is_active, created_at)
+       VALUES ($1, $2, $3, $4, $5, clock_timestamp()) RETURNING *`,
+      [randomUUID(), endpoint.url, endpoint.secret, endpoint.eventTypes ?? [], endpoint.isActive ?? true],
+    );
+    return toEndpoint(rows[0] as Record<string, unknown>);
+  }
+
+  async listWebhookEndpoints(): Promise<WebhookEndpoint[]> {
+    const { rows } = await this.#pool.query(`SELECT * FROM ${this.#s}.webhook_endpoint ORDER BY created_at, id`);
+    return rows.map(toEndpoint);
+  }
+
+  async setWebhookEndpointActive(id: string, isActive: boolean): Promise<WebhookEndpoint | undefined> {
+    if (!isUuid(id)) return undefined;
+    const { rows } = await this.#pool.query(`UPDATE ${this.#s}.webhook_endpoint SET is_active = $2 WHERE id = $1 RETURNING *`, [id, isActive]);
+    return rows[0] === undefined ? undefined : toEndpoint(rows[0]);
+  }
+
+  async deleteWebhookEndpoint(id: string): Promise<void> {
+    if (!isUuid(id)) return;
+    await this.#pool.query(`DELETE FROM ${this.#s}.webhook_endpoint WHERE id = $1`, [id]);
+  }
+
+  /**
+   * LISTEN on {@link OUTBOX_CHANNEL} on a connection of its own, held from the pool until
+   * unsubscribed. When that connection breaks (a restart, a terminated backend), it listens
+   * again on a fresh one; meanwhile the relay's polling delivers.
+   */
+  async onEventCommitted(listener: () => void): Promise<() => Promise<void>> {
+    const prefix = `${this.#schemaName}:`;
+    let client: PooledClient | undefined;
+    let closed = false;
+    let retry: NodeJS.Timeout | undefined;
+
+    const listen = async (): Promise<void> => {
+      const next = await this.#pool.connect();
+      next.on('notification', (message) => {
+        if (message.channel === OUTBOX_CHANNEL && message.payload?.startsWith(prefix) === true) listener();
+      });
+      next.on('error', (error) => {
+        // A broken connection: not given back to the pool, and replaced.
+        next.removeAllListeners('notification');
+        next.release(error);
+        if (client === next) client = undefined;
+        if (!closed) retry = setTimeout(relisten, RELISTEN_DELAY_MS);
+      });
+      try {
+        await next.query(`LISTEN ${OUTBOX_CHANNEL}`);
+      } catch (error) {
+        next.removeAllListeners();
+        next.release(true);
+        throw error;
+      }
+      client = next;
+    };
+    const relisten = () => {
+      // Events committed while no connection listened would otherwise wait for a poll.
+      listen().then(listener, () => {
+        if (!closed) retry = setTimeout(relisten, RELISTEN_DELAY_MS);
+      });
+    };
+
+    await listen();
+    return async () => {
+      closed = true;
+      clearTimeout(retry);
+      const current = client;
+      client = undefined;
+      if (current === undefined) return;
+      current.removeAllListeners('notification');
+      let broken = false;
+      await current.query(`UNLISTEN ${OUTBOX_CHANNEL}`).catch(() => {
+        broken = true;
+      });
+      current.removeAllListeners('error');
+      current.release(broken);
+    };
+  }
+}
