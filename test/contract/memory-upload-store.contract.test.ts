@@ -1,7 +1,13 @@
 import { MemoryUploadStore } from '../../src/index.js';
+import { outboxRelayContract } from './outbox-relay-contract.js';
 import { uploadStoreContract } from './upload-store-contract.js';
 
 uploadStoreContract('MemoryUploadStore', async () => {
   const store = new MemoryUploadStore();
   return { repository: store.repository, outbox: store.outbox, unitOfWork: store, outboxStore: store, events: () => store.events(), cleanup: async () => undefined };
+});
+
+outboxRelayContract('MemoryUploadStore', async () => {
+  const store = new MemoryUploadStore();
+  return { stores: [store, store, store], cleanup: async () => undefined };
 });

@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresUploadStore, migrate } from '../../src/postgres/index.js';
+import { OUTBOX_CHANNEL, PostgresUploadStore, migrate } from '../../src/postgres/index.js';
+import { outboxRelayContract } from './outbox-relay-contract.js';
 import { uploadStoreContract } from './upload-store-contract.js';
 
 const url = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -47,6 +48,32 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
     expect(() => new PostgresUploadStore({ pool, schema: 'x"; DROP TABLE y; --' })).toThrow(/schema name/u);
   });
 
+  it('listens again when its LISTEN connection is killed, and wakes the relay for events committed meanwhile', async () => {
+    const store = new PostgresUploadStore({ pool, schema });
+    const wakes: Array<() => void> = [];
+    const nextWake = () => new Promise<void>((resolve) => wakes.push(resolve));
+    const unsubscribe = await store.onEventCommitted(() => wakes.shift()?.());
+    try {
+      const { rows } = await pool.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN ${OUTBOX_CHANNEL}' AND pid <> pg_backend_pid()`,
+      );
+      expect(rows.length).toBeGreaterThan(0);
+      const woken = nextWake();
+      await pool.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [rows.map((r) => r.pid)]);
+      // The re-listen itself wakes the relay: something may have been committed while deaf.
+      await woken;
+      const again = nextWake();
+      await store.transaction((tx) => tx.outbox.emit({ aggregateType: 'UploadFile', aggregateId: 'relisten', eventType: 'file.stored', payload: {} }));
+      await again;
+    } finally {
+      await unsubscribe();
+      await truncate();
+    }
+  });
+
+  const truncate = () =>
+    pool.query(`TRUNCATE "${schema}".upload_file, "${schema}".upload_batch, "${schema}".outbox_event, "${schema}".webhook_endpoint`);
+
   uploadStoreContract('PostgresUploadStore', async () => {
     const store = new PostgresUploadStore({ pool, schema });
     return {
@@ -56,8 +83,16 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
       outboxStore: store,
       events: () => store.events(),
       cleanup: async () => {
-        await pool.query(`TRUNCATE "${schema}".upload_file, "${schema}".upload_batch, "${schema}".outbox_event, "${schema}".webhook_endpoint`);
+        await truncate();
       },
     };
   });
+
+  outboxRelayContract('PostgresUploadStore', async () => ({
+    // Three stores, as three relay processes would have; each statement takes its own connection.
+    stores: Array.from({ length: 3 }, () => new PostgresUploadStore({ pool, schema })),
+    cleanup: async () => {
+      await truncate();
+    },
+  }));
 });
