@@ -7,6 +7,8 @@ export default defineConfig({
     s3: 'src/storage/s3/index.ts',
     env: 'src/env/index.ts',
     postgres: 'src/postgres/index.ts',
+    sqlite: 'src/sqlite/index.ts',
+    outbox: 'src/outbox/index.ts',
     cli: 'src/cli/check.ts',
   },
   format: ['esm', 'cjs'],

@@ -1,0 +1,110 @@
+/**
+ * The schema of the SQLite store, as numbered migrations. `migrate()` applies the missing ones
+ * in one `BEGIN IMMEDIATE` transaction, so two connections (or processes) starting at once are
+ * safe: the second waits for the write lock, then finds nothing left to do.
+ */
+import type Database from 'better-sqlite3';
+
+/** Milliseconds since the epoch, now (for column defaults; the store always passes its own instants). */
+const NOW_MS = `(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))`;
+
+// Instants are INTEGER milliseconds since the epoch: a JS Date round-trips exactly, which the
+// lease compare-and-set (`next_attempt_at = ?`) relies on. STRICT tables refuse a value of the
+// wrong type instead of storing it as text.
+const MIGRATIONS: string[] = [
+  `
+    CREATE TABLE IF NOT EXISTS upload_batch (
+      id TEXT PRIMARY KEY,
+      created_by TEXT,
+      status TEXT NOT NULL CHECK (status IN ('init', 'in_progress', 'complete', 'partial', 'failed')),
+      idempotency_key TEXT NOT NULL UNIQUE,
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS upload_batch_status_idx ON upload_batch (status);
+    CREATE INDEX IF NOT EXISTS upload_batch_created_at_idx ON upload_batch (created_at);
+
+    CREATE TABLE IF NOT EXISTS upload_file (
+      id TEXT PRIMARY KEY,
+      batch_id TEXT,
+      uploaded_by TEXT,
+      storage_key TEXT NOT NULL,
+      original_filename TEXT NOT NULL,
+      content_type TEXT NOT NULL,
+      size_bytes INTEGER NOT NULL DEFAULT 0,
+      sha256 TEXT NOT NULL DEFAULT '',
+      metadata TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
+      status TEXT NOT NULL CHECK (status IN ('uploading', 'stored', 'processed', 'failed', 'deleted')),
+      error_code TEXT,
+      error_message TEXT,
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS upload_file_status_idx ON upload_file (status);
+    CREATE INDEX IF NOT EXISTS upload_file_created_at_idx ON upload_file (created_at);
+    CREATE INDEX IF NOT EXISTS upload_file_batch_id_idx ON upload_file (batch_id);
+    CREATE INDEX IF NOT EXISTS upload_file_storage_key_idx ON upload_file (storage_key);
+
+    CREATE TABLE IF NOT EXISTS outbox_event (
+      id TEXT PRIMARY KEY,
+      aggregate_type TEXT NOT NULL,
+      aggregate_id TEXT NOT NULL,
+      event_type TEXT NOT NULL,
+      payload TEXT NOT NULL CHECK (json_valid(payload)),
+      status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+      idempotency_key TEXT NOT NULL,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      max_attempts INTEGER NOT NULL DEFAULT 5,
+      next_attempt_at INTEGER NOT NULL DEFAULT ${NOW_MS},
+      delivered_at INTEGER,
+      error_message TEXT,
+      created_at INTEGER NOT NULL DEFAULT ${NOW_MS},
+      updated_at INTEGER NOT NULL DEFAULT ${NOW_MS},
+      UNIQUE (event_type, idempotency_key)
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS outbox_event_pending_idx ON outbox_event (next_attempt_at) WHERE status = 'pending';
+
+    CREATE TABLE IF NOT EXISTS webhook_endpoint (
+      id TEXT PRIMARY KEY,
+      url TEXT NOT NULL,
+      secret TEXT NOT NULL,
+      event_types TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(event_types)),
+      is_active INTEGER NOT NULL DEFAULT 1 CHECK (is_active IN (0, 1)),
+      created_at INTEGER NOT NULL DEFAULT ${NOW_MS}
+    ) STRICT;
+  `,
+];
+
+/**
+ * Create the tables and apply every missing migration, recording each in `doorito_migration`.
+ * Idempotent, and safe when several connections or processes run it at once: it runs inside
+ * `BEGIN IMMEDIATE`, which takes the write lock up front (the others wait up to the
+ * connection's `busy_timeout`). `new SqliteUploadStore()` calls it unless `migrate: false`.
+ *
+ * @returns how many migrations this call applied (0 when the schema was up to date).
+ * @example
+ * const db = new Database('uploads.db')
+ * migrate(db) // { applied: 1 } the first time, { applied: 0 } after
+ */
+export function migrate(database: Database.Database): { applied: number } {
+  const apply = database.transaction((): { applied: number } => {
+    database.exec('CREATE TABLE IF NOT EXISTS doorito_migration (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT');
+    const done = new Set(
+      database
+        .prepare<[], { version: number }>('SELECT version FROM doorito_migration')
+        .all()
+        .map((row) => Number(row.version)),
+    );
+    const record = database.prepare<[number, number]>('INSERT INTO doorito_migration (version, applied_at) VALUES (?, ?)');
+    let applied = 0;
+    for (const [index, migration] of MIGRATIONS.entries()) {
+      const version = index + 1;
+      if (done.has(version)) continue;
+      database.exec(migration);
+      record.run(version, Date.now());
+      applied += 1;
+    }
+    return { applied };
+  });
+  return apply.immediate();
+}

@@ -1,0 +1,165 @@
+/**
+ * The repository and emitter statements over one SQLite connection. Each method runs its
+ * statements synchronously (better-sqlite3 is synchronous); the store decides whether they run
+ * inside its transaction or on their own.
+ */
+import { randomUUID } from 'node:crypto';
+import type { UploadBatch, UploadFile } from '../upload/model.js';
+import {
+  defaultIdempotencyKey,
+  type EmitResult,
+  type FileQuery,
+  type NewOutboxEvent,
+  type OutboxEmitter,
+  type UploadFilePatch,
+  type UploadRepository,
+} from '../upload/ports.js';
+import { ms, toBatch, toEvent, toFile, type Row, type Statements } from './rows.js';
+
+const FILE_COLUMNS: Record<keyof UploadFilePatch, string> = {
+  storageKey: 'storage_key',
+  contentType: 'content_type',
+  sizeBytes: 'size_bytes',
+  sha256: 'sha256',
+  status: 'status',
+  errorCode: 'error_code',
+  errorMessage: 'error_message',
+  metadata: 'metadata',
+};
+
+export interface ViewHooks {
+  /** Called before every statement; throws when the view may no longer be used. */
+  check(): void;
+  /** Called after a new (not duplicate) event was inserted. */
+  emitted(): void;
+}
+
+export class SqliteView implements UploadRepository, OutboxEmitter {
+  readonly #sql: Statements;
+  readonly #hooks: ViewHooks;
+
+  constructor(sql: Statements, hooks: ViewHooks) {
+    this.#sql = sql;
+    this.#hooks = hooks;
+  }
+
+  async createFile(f: UploadFile): Promise<void> {
+    this.#hooks.check();
+    this.#sql.run(
+      `INSERT INTO upload_file (id, batch_id, uploaded_by, storage_key, original_filename, content_type, size_bytes, sha256,
+         metadata, status, error_code, error_message, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      f.id, f.batchId ?? null, f.uploadedBy ?? null, f.storageKey, f.originalFilename, f.contentType, f.sizeBytes, f.sha256,
+      JSON.stringify(f.metadata), f.status, f.errorCode ?? null, f.errorMessage ?? null, ms(f.createdAt), ms(f.updatedAt),
+    );
+  }
+
+  async getFile(id: string): Promise<UploadFile | undefined> {
+    this.#hooks.check();
+    const row = this.#sql.one('SELECT * FROM upload_file WHERE id = ?', id);
+    return row === undefined ? undefined : toFile(row);
+  }
+
+  async updateFile(id: string, patch: UploadFilePatch, options: { expectedStatus?: UploadFile['status']; now?: Date } = {}) {
+    this.#hooks.check();
+    const sets: string[] = [];
+    const values: unknown[] = [];
+    for (const [key, column] of Object.entries(FILE_COLUMNS) as Array<[keyof UploadFilePatch, string]>) {
+      if (!(key in patch)) continue;
+      const value = patch[key];
+      values.push(key === 'metadata' ? JSON.stringify(value) : (value ?? null));
+      sets.push(`${column} = ?`);
+    }
+    sets.push('updated_at = ?');
+    values.push(ms(options.now ?? new Date()), id);
+    let where = 'id = ?';
+    if (options.expectedStatus !== undefined) {
+      where += ' AND status = ?';
+      values.push(options.expectedStatus);
+    }
+    // The status condition in the same UPDATE makes it a compare-and-set.
+    const row = this.#sql.one(`UPDATE upload_file SET ${sets.join(', ')} WHERE ${where} RETURNING *`, ...values);
+    return row === undefined ? undefined : toFile(row);
+  }
+
+  async deleteFile(id: string): Promise<void> {
+    this.#hooks.check();
+    this.#sql.run('DELETE FROM upload_file WHERE id = ?', id);
+  }
+
+  async listBatchFiles(batchId: string): Promise<UploadFile[]> {
+    this.#hooks.check();
+    return this.#sql.all('SELECT * FROM upload_file WHERE batch_id = ? ORDER BY created_at, id', batchId).map(toFile);
+  }
+
+  #where(query: Omit<FileQuery, 'limit'>, values: unknown[]): string {
+    // A JSON array parameter keeps one prepared statement for any number of statuses.
+    values.push(JSON.stringify(query.statuses), ms(query.createdBefore));
+    let where = 'status IN (SELECT value FROM json_each(?)) AND created_at < ?';
+    if (query.createdFrom !== undefined) {
+      values.push(ms(query.createdFrom));
+      where += ' AND created_at >= ?';
+    }
+    return where;
+  }
+
+  async findFiles(query: FileQuery): Promise<UploadFile[]> {
+    this.#hooks.check();
+    const values: unknown[] = [];
+    const where = this.#where(query, values);
+    return this.#sql.all(`SELECT * FROM upload_file WHERE ${where} ORDER BY created_at, id LIMIT ?`, ...values, query.limit).map(toFile);
+  }
+
+  async countFiles(query: Omit<FileQuery, 'limit'>): Promise<number> {
+    this.#hooks.check();
+    const values: unknown[] = [];
+    const where = this.#where(query, values);
+    return Number(this.#sql.one(`SELECT count(*) AS n FROM upload_file WHERE ${where}`, ...values)?.['n'] ?? 0);
+  }
+
+  async findFilesByStorageKey(key: string): Promise<UploadFile[]> {
+    this.#hooks.check();
+    return this.#sql.all('SELECT * FROM upload_file WHERE storage_key = ? ORDER BY created_at, id', key).map(toFile);
+  }
+
+  async createBatch(b: UploadBatch): Promise<UploadBatch> {
+    this.#hooks.check();
+    const inserted = this.#sql.one(
+      `INSERT INTO upload_batch (id, created_by, status, idempotency_key, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
+      b.id, b.createdBy ?? null, b.status, b.idempotencyKey, ms(b.createdAt), ms(b.updatedAt),
+    );
+    if (inserted !== undefined) return toBatch(inserted);
+    return toBatch(this.#sql.one('SELECT * FROM upload_batch WHERE idempotency_key = ?', b.idempotencyKey) as Row);
+  }
+
+  async getBatch(id: string): Promise<UploadBatch | undefined> {
+    this.#hooks.check();
+    const row = this.#sql.one('SELECT * FROM upload_batch WHERE id = ?', id);
+    return row === undefined ? undefined : toBatch(row);
+  }
+
+  async updateBatch(id: string, patch: Pick<UploadBatch, 'status'>, now?: Date): Promise<UploadBatch | undefined> {
+    this.#hooks.check();
+    const row = this.#sql.one('UPDATE upload_batch SET status = ?, updated_at = ? WHERE id = ? RETURNING *', patch.status, ms(now ?? new Date()), id);
+    return row === undefined ? undefined : toBatch(row);
+  }
+
+  async emit(input: NewOutboxEvent): Promise<EmitResult> {
+    this.#hooks.check();
+    const key = input.idempotencyKey ?? defaultIdempotencyKey(input);
+    const now = ms(new Date());
+    const inserted = this.#sql.one(
+      `INSERT INTO outbox_event (id, aggregate_type, aggregate_id, event_type, payload, idempotency_key, status, attempts, max_attempts,
+         next_attempt_at, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 5, ?, ?, ?) ON CONFLICT (event_type, idempotency_key) DO NOTHING RETURNING *`,
+      randomUUID(), input.aggregateType, input.aggregateId, input.eventType, JSON.stringify(input.payload), key, now, now, now,
+    );
+    if (inserted !== undefined) {
+      this.#hooks.emitted();
+      return { event: toEvent(inserted), duplicate: false };
+    }
+    const existing = this.#sql.one('SELECT * FROM outbox_event WHERE event_type = ? AND idempotency_key = ?', input.eventType, key);
+    return { event: toEvent(existing as Row), duplicate: true };
+  }
+}
