@@ -3,6 +3,7 @@ import type { OutboxEvent, UploadBatch, UploadFile } from '../upload/model.js';
 import {
   defaultIdempotencyKey,
   type EmitResult,
+  type FilePage,
   type FileQuery,
   type NewOutboxEvent,
   type OutboxEmitter,
@@ -106,6 +107,25 @@ class PostgresView implements UploadRepository, OutboxEmitter {
     const where = this.#where(query, values);
     const { rows } = await this.db.query(`SELECT count(*)::int AS n FROM ${this.s}.upload_file WHERE ${where}`, values);
     return Number(rows[0]?.['n'] ?? 0);
+  }
+
+  async listFiles(page: FilePage): Promise<UploadFile[]> {
+    const values: unknown[] = [page.limit];
+    const where: string[] = [];
+    if (page.statuses !== undefined) {
+      values.push(page.statuses);
+      where.push(`status = ANY($${values.length})`);
+    }
+    if (page.after !== undefined) {
+      if (!isUuid(page.after.id)) return [];
+      values.push(page.after.createdAt, page.after.id);
+      where.push(`(created_at, id) < ($${values.length - 1}, $${values.length})`);
+    }
+    const { rows } = await this.db.query(
+      `SELECT * FROM ${this.s}.upload_file ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY created_at DESC, id DESC LIMIT $1`,
+      values,
+    );
+    return rows.map(toFile);
   }
 
   async findFilesByStorageKey(key: string): Promise<UploadFile[]> {

@@ -74,6 +74,7 @@ export class SqliteUploadStore implements UnitOfWork, OutboxStore {
       listBatchFiles: (batchId) => q(() => view.listBatchFiles(batchId)),
       findFiles: (query) => q(() => view.findFiles(query)),
       countFiles: (query) => q(() => view.countFiles(query)),
+      listFiles: (page) => q(() => view.listFiles(page)),
       findFilesByStorageKey: (key) => q(() => view.findFilesByStorageKey(key)),
       createBatch: (batch) => q(() => view.createBatch(batch)),
       getBatch: (id) => q(() => view.getBatch(id)),

@@ -8,6 +8,7 @@ import type { UploadBatch, UploadFile } from '../upload/model.js';
 import {
   defaultIdempotencyKey,
   type EmitResult,
+  type FilePage,
   type FileQuery,
   type NewOutboxEvent,
   type OutboxEmitter,
@@ -115,6 +116,22 @@ export class SqliteView implements UploadRepository, OutboxEmitter {
     const values: unknown[] = [];
     const where = this.#where(query, values);
     return Number(this.#sql.one(`SELECT count(*) AS n FROM upload_file WHERE ${where}`, ...values)?.['n'] ?? 0);
+  }
+
+  async listFiles(page: FilePage): Promise<UploadFile[]> {
+    this.#hooks.check();
+    const values: unknown[] = [];
+    const where: string[] = [];
+    if (page.statuses !== undefined) {
+      where.push(`status IN (${page.statuses.map(() => '?').join(', ') || 'NULL'})`);
+      values.push(...page.statuses);
+    }
+    if (page.after !== undefined) {
+      where.push('(created_at < ? OR (created_at = ? AND id < ?))');
+      values.push(ms(page.after.createdAt), ms(page.after.createdAt), page.after.id);
+    }
+    const sql = `SELECT * FROM upload_file ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY created_at DESC, id DESC LIMIT ?`;
+    return this.#sql.all(sql, ...values, page.limit).map(toFile);
   }
 
   async findFilesByStorageKey(key: string): Promise<UploadFile[]> {

@@ -16,6 +16,7 @@ export {
   type ClaimOptions,
   type DeliveryOutcome,
   type EmitResult,
+  type FilePage,
   type FileQuery,
   type NewOutboxEvent,
   type NewWebhookEndpoint,

@@ -6,6 +6,7 @@ import {
   type ClaimOptions,
   type DeliveryOutcome,
   type EmitResult,
+  type FilePage,
   type FileQuery,
   type NewOutboxEvent,
   type NewWebhookEndpoint,
@@ -87,6 +88,17 @@ class StateView implements UploadRepository, OutboxEmitter {
 
   async countFiles(query: Omit<FileQuery, 'limit'>): Promise<number> {
     return [...this.state().files.values()].filter((f) => matches(f, query)).length;
+  }
+
+  async listFiles(page: FilePage): Promise<UploadFile[]> {
+    const newer = (a: Pick<UploadFile, 'createdAt' | 'id'>, b: Pick<UploadFile, 'createdAt' | 'id'>) =>
+      b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+    const after = page.after;
+    return [...this.state().files.values()]
+      .filter((f) => (page.statuses === undefined || page.statuses.includes(f.status)) && (after === undefined || newer(after, f) < 0))
+      .sort(newer)
+      .slice(0, page.limit)
+      .map(copy);
   }
 
   async findFilesByStorageKey(key: string): Promise<UploadFile[]> {
@@ -172,6 +184,7 @@ export class MemoryUploadStore implements UnitOfWork, OutboxStore {
     'listBatchFiles',
     'findFiles',
     'countFiles',
+    'listFiles',
     'findFilesByStorageKey',
     'createBatch',
     'getBatch',

@@ -18,6 +18,15 @@ export interface FileQuery {
   limit: number;
 }
 
+/** A page of files, newest first. */
+export interface FilePage {
+  limit: number;
+  /** Only files with one of these statuses. @default every status */
+  statuses?: UploadFileStatus[];
+  /** Continue after this file (the last one of the previous page). */
+  after?: Pick<UploadFile, 'createdAt' | 'id'>;
+}
+
 /** Stores upload files and batches. */
 export interface UploadRepository {
   createFile(file: UploadFile): Promise<void>;
@@ -33,6 +42,8 @@ export interface UploadRepository {
   /** Oldest first. */
   findFiles(query: FileQuery): Promise<UploadFile[]>;
   countFiles(query: Omit<FileQuery, 'limit'>): Promise<number>;
+  /** Newest first: by `createdAt`, then `id`, descending. */
+  listFiles(page: FilePage): Promise<UploadFile[]>;
   /** Every file whose `storageKey` is `key`. */
   findFilesByStorageKey(key: string): Promise<UploadFile[]>;
   /** Create the batch, or return the existing one with the same `idempotencyKey`. */

@@ -95,6 +95,27 @@ export function uploadStoreContract(name: string, makeFixture: () => Promise<Upl
       expect(await fx.repository.countFiles(query)).toBe(1);
     });
 
+    it('pages through files newest first, filtered by status, without gaps or repeats', async () => {
+      // Two files share an instant: the id breaks the tie, and the cursor must not skip either.
+      const files = [0, 1, 1, 2, 3].map((h, i) => fileOf({ createdAt: at(h), status: i === 2 ? 'deleted' : 'stored' }));
+      for (const f of files) await fx.repository.createFile(f);
+      const expected = [...files]
+        .filter((f) => f.status !== 'deleted')
+        .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1))
+        .map((f) => f.id);
+      const seen: string[] = [];
+      let after: UploadFile | undefined;
+      for (;;) {
+        const page = await fx.repository.listFiles({ limit: 2, statuses: ['stored'], ...(after === undefined ? {} : { after }) });
+        if (page.length === 0) break;
+        seen.push(...page.map((f) => f.id));
+        after = page.at(-1);
+      }
+      expect(seen).toEqual(expected);
+      expect((await fx.repository.listFiles({ limit: 10 })).length).toBe(5);
+      expect(await fx.repository.listFiles({ limit: 10, statuses: [] })).toEqual([]);
+    });
+
     it('returns the existing batch for the same idempotency key, and updates status', async () => {
       const key = `form-${randomUUID()}`;
       const batch: UploadBatch = { id: randomUUID(), createdBy: 'alice', status: 'init', idempotencyKey: key, createdAt: T0, updatedAt: T0 };
