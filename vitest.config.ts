@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    globalSetup: ['test/setup/s3-server.ts'],
+    globalSetup: ['test/setup/build-dist.ts', 'test/setup/s3-server.ts'],
     // Each file in its own process, so that RSS measurements see only their own test.
     pool: 'forks',
     testTimeout: 180_000,

@@ -1,0 +1,87 @@
+// The demo webhook receiver: what an external system would do with `file.stored`. It checks the
+// signature on the raw body, dedupes on X-Webhook-Delivery, then fetches `payload.url` and
+// compares the bytes' sha256 with `payload.sha256`.
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { verifyWebhookSignature } from '@doorito/storage/outbox';
+
+const KEEP = 50;
+
+async function sha256Of(url, signal) {
+  const response = await fetch(url, { signal });
+  if (!response.ok || response.body === null) throw new Error(`GET of payload.url answered HTTP ${response.status}`);
+  const hash = createHash('sha256');
+  // Streamed through the hash: a 50 MiB file is never held whole.
+  await pipeline(Readable.fromWeb(response.body), hash);
+  return hash.digest('hex');
+}
+
+export function createDemoReceiver({ secret }) {
+  /** Newest first. */
+  const deliveries = [];
+  const seen = new Set();
+  const inFlight = new Set();
+  const stop = new AbortController();
+
+  const remember = (entry) => {
+    deliveries.unshift(entry);
+    deliveries.length = Math.min(deliveries.length, KEEP);
+  };
+
+  return {
+    /** Express handler; mount it behind `express.raw()` so `req.body` is the exact bytes. */
+    handle(req, res) {
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const delivery = req.get('x-webhook-delivery') ?? '';
+      const entry = {
+        delivery,
+        event: req.get('x-webhook-event') ?? '',
+        received_at: new Date().toISOString(),
+        signature_valid: verifyWebhookSignature(body, req.get('x-webhook-signature'), secret),
+        duplicate: seen.has(delivery),
+        file_id: null,
+        original_filename: null,
+        sha256_match: null,
+        error: null,
+      };
+      if (!entry.signature_valid) {
+        remember(entry);
+        return res.status(401).json({ code: 'bad_signature', message: 'X-Webhook-Signature does not match the body.' });
+      }
+      let payload;
+      try {
+        payload = JSON.parse(body.toString('utf8'));
+      } catch {
+        entry.error = 'body is not JSON';
+        remember(entry);
+        return res.status(400).json({ code: 'bad_payload', message: 'The body is not JSON.' });
+      }
+      entry.file_id = typeof payload.file_id === 'string' ? payload.file_id : null;
+      entry.original_filename = typeof payload.original_filename === 'string' ? payload.original_filename : null;
+      remember(entry);
+      // Answer at once; the check runs afterwards (a slow answer would count as a failed attempt).
+      res.status(204).end();
+      if (entry.duplicate) return;
+      seen.add(delivery);
+      if (typeof payload.url !== 'string' || typeof payload.sha256 !== 'string') return;
+      const check = sha256Of(payload.url, stop.signal)
+        .then((sha256) => {
+          entry.sha256_match = sha256 === payload.sha256;
+          if (!entry.sha256_match) entry.error = 'the bytes at payload.url do not match payload.sha256';
+        })
+        .catch((error) => {
+          entry.sha256_match = false;
+          entry.error = error instanceof Error ? error.message : String(error);
+        })
+        .finally(() => inFlight.delete(check));
+      inFlight.add(check);
+    },
+    list: () => deliveries,
+    /** Stop the checks in flight and wait for them. */
+    async settled() {
+      stop.abort();
+      await Promise.allSettled([...inFlight]);
+    },
+  };
+}

@@ -1,0 +1,135 @@
+// Wiring of the example portal: storage, store, UploadService, relay and the demo webhook
+// endpoint, all from the environment. The HTTP routes live in routes.mjs.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import {
+  UploadService,
+  createStorage,
+  describeStorageConfig,
+  loadStorageConfig,
+  loadUploadSettingsFromEnv,
+} from '@doorito/storage';
+import { OutboxRelay } from '@doorito/storage/outbox';
+import { createDemoReceiver } from './demo-webhook.mjs';
+import { createApp } from './routes.mjs';
+
+/** The database URL as it may be logged: no password. */
+function redactDatabaseUrl(url) {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '(redacted)';
+    return parsed.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
+async function openStore(env) {
+  if (env.DATABASE_URL) {
+    const { default: pg } = await import('pg');
+    const { PostgresUploadStore, migrate } = await import('@doorito/storage/postgres');
+    const schema = env.DATABASE_SCHEMA || 'public';
+    const pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: 10 });
+    // An idle client that loses its connection must not crash the process.
+    pool.on('error', (error) => console.error(`[portal] postgres pool: ${error.message}`));
+    await migrate(pool, { schema });
+    return {
+      store: new PostgresUploadStore({ pool, schema }),
+      describe: { kind: 'postgres', url: redactDatabaseUrl(env.DATABASE_URL), schema },
+      close: () => pool.end(),
+    };
+  }
+  const { SqliteUploadStore } = await import('@doorito/storage/sqlite');
+  const file = path.resolve(env.SQLITE_PATH || './data/doorito.sqlite3');
+  mkdirSync(path.dirname(file), { recursive: true });
+  const store = new SqliteUploadStore({ database: file });
+  return { store, describe: { kind: 'sqlite', file }, close: () => store.close() };
+}
+
+/**
+ * Build the portal. `publicUrl` is where browsers and webhook receivers reach this server
+ * (local files are served under `${publicUrl}/media/`); `internalUrl` is where the in-process
+ * relay reaches the demo receiver.
+ */
+export async function openPortal({ env = process.env, publicUrl, internalUrl = publicUrl }) {
+  const storageEnv = { ...env, MEDIA_URL: env.MEDIA_URL || `${publicUrl}/media/` };
+  const storageConfig = loadStorageConfig(storageEnv);
+  const storage = createStorage(storageConfig);
+  const settings = loadUploadSettingsFromEnv(env);
+  const database = await openStore(env);
+  const { store } = database;
+  const uploads = new UploadService({ storage, repository: store.repository, unitOfWork: store, ...settings });
+
+  const relay = new OutboxRelay({
+    store,
+    pollIntervalMs: Number(env.RELAY_POLL_INTERVAL_MS || 2000),
+    onDelivery: (report) => {
+      const where = report.endpoints.map((e) => `${e.url} ${e.status ?? e.error}`).join(', ') || 'no endpoint';
+      console.log(`[relay] ${report.event.eventType} ${report.event.id} → ${report.outcome} (${where})`);
+    },
+    onError: (error) => console.error(`[relay] ${error instanceof Error ? error.message : String(error)}`),
+  });
+
+  // The demo endpoint: the relay POSTs every event to this very app, which verifies it.
+  const demoSecret = env.WEBHOOK_DEMO_SECRET || randomBytes(24).toString('hex');
+  const demoUrl = `${internalUrl}/webhooks/demo`;
+  const demo = createDemoReceiver({ secret: demoSecret });
+  if (env.WEBHOOK_DEMO !== 'off') {
+    // One demo endpoint per URL: the secret may be new since the last start.
+    for (const endpoint of await store.listWebhookEndpoints()) {
+      if (endpoint.url === demoUrl) await store.deleteWebhookEndpoint(endpoint.id);
+    }
+    await store.createWebhookEndpoint({ url: demoUrl, secret: demoSecret });
+  }
+
+  const app = createApp({
+    uploads,
+    storage,
+    store,
+    demo,
+    settings,
+    mediaServed: storageConfig.backend === 'filesystem',
+  });
+
+  const sweepMs = Number(env.SWEEP_INTERVAL_SECONDS || 300) * 1000;
+  const sweep = async () => {
+    try {
+      const cleaned = await uploads.cleanupExpiredUploadFiles();
+      const notified = await uploads.notifyExpiringFiles();
+      const pruned = await relay.cleanupDeliveredEvents();
+      if (cleaned.deleted + notified.notified + pruned > 0) {
+        console.log(`[sweep] deleted ${cleaned.deleted} expired files, notified ${notified.notified} expiring, pruned ${pruned} delivered events`);
+      }
+    } catch (error) {
+      console.error(`[sweep] ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+  let sweeper;
+
+  return {
+    app,
+    uploads,
+    store,
+    relay,
+    /** Safe to log: no secret in it. */
+    describe: () => ({
+      storage: describeStorageConfig(storageConfig),
+      database: database.describe,
+      uploads: { maxSizeBytes: settings.maxSizeBytes, ttlHours: settings.ttlHours, allowedTypes: settings.allowedTypes ?? 'any' },
+      relay: { demoEndpoint: env.WEBHOOK_DEMO === 'off' ? 'off' : demoUrl, sweepEverySeconds: sweepMs / 1000 },
+    }),
+    start() {
+      relay.start();
+      sweeper = setInterval(sweep, sweepMs);
+      sweeper.unref();
+      void sweep();
+    },
+    async close() {
+      clearInterval(sweeper);
+      await relay.stop();
+      await demo.settled();
+      await database.close();
+    },
+  };
+}
