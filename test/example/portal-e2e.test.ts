@@ -1,0 +1,101 @@
+/**
+ * End to end, as in production: the portal with NODE_ENV=production on the real S3 server (the
+ * Ceph script, or whatever the test run found) and the Postgres store. An upload through HTTP
+ * reaches the demo webhook receiver through the outbox relay, and the receiver's fetch of the
+ * presigned URL returns the same sha256.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { rawClient, describeS3 } from '../helpers/s3-env.js';
+import { multipart, startPortal, type Portal } from '../helpers/portal.js';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+
+const MiB = 1024 * 1024;
+const pgUrl = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+// Trust auth ignores the password: it is here to prove the portal never prints it.
+const withPassword = (() => {
+  const url = new URL(pgUrl);
+  url.password = 'pg-secret-e2e-7f3a';
+  return url.toString();
+})();
+
+describeS3('example portal end to end on S3 + Postgres [portal]', (s3) => {
+  const schema = `portal_e2e_${randomBytes(4).toString('hex')}`;
+  const prefix = `portal-e2e-${randomBytes(4).toString('hex')}`;
+  let portal: Portal;
+  const pool = new pg.Pool({ connectionString: pgUrl, max: 2 });
+
+  beforeAll(async () => {
+    const started = performance.now();
+    portal = await startPortal({
+      NODE_ENV: 'production',
+      AWS_STORAGE_BUCKET_NAME: s3.bucket,
+      AWS_S3_ENDPOINT_URL: s3.endpoint,
+      AWS_S3_REGION_NAME: s3.region,
+      AWS_ACCESS_KEY_ID: s3.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+      AWS_LOCATION: prefix,
+      AWS_QUERYSTRING_EXPIRE: '600',
+      DATABASE_URL: withPassword,
+      DATABASE_SCHEMA: schema,
+    });
+    console.log(`portal e2e: started (S3 ${s3.provider}, Postgres schema ${schema}) in ${(performance.now() - started).toFixed(0)} ms`);
+  });
+  afterAll(async () => {
+    await portal?.stop();
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await pool.end();
+  });
+
+  it('upload over HTTP → S3 + Postgres → relay → demo receiver, whose fetch of the presigned URL has the same sha256', async () => {
+    const content = randomBytes(12 * MiB + 5);
+    const digest = createHash('sha256').update(content).digest('hex');
+    const form = multipart([{ name: 'file', filename: 'e2e report.pdf', type: 'application/pdf', content }]);
+    const t0 = performance.now();
+    const response = await fetch(`${portal.url}/uploads`, { method: 'POST', headers: { 'content-type': form.contentType }, body: form.body });
+    const tStored = performance.now();
+    expect(response.status).toBe(201);
+    const { files } = (await response.json()) as { files: Array<{ id: string; status: string; sha256: string; url: string }> };
+    const [file] = files;
+    expect(file).toMatchObject({ status: 'stored', sha256: digest });
+    // A presigned URL on the S3 endpoint, not a /media/ URL of the portal.
+    expect(file?.url.startsWith(`${s3.endpoint}/`)).toBe(true);
+    expect(file?.url).toContain('X-Amz-Signature=');
+
+    const delivery = await (async () => {
+      for (;;) {
+        const { deliveries } = (await (await fetch(`${portal.url}/webhooks/demo`)).json()) as { deliveries: Array<Record<string, unknown>> };
+        const found = deliveries.find((d) => d['file_id'] === file?.id && d['sha256_match'] !== null);
+        if (found) return found;
+        if (performance.now() - t0 > 60_000) throw new Error(`no verified delivery in 60 s:\n${portal.logs()}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    const tVerified = performance.now();
+    expect(delivery).toMatchObject({ event: 'file.stored', signature_valid: true, sha256_match: true, error: null });
+    console.log(
+      `portal e2e: 12 MiB upload answered in ${(tStored - t0).toFixed(0)} ms; webhook delivered and its fetch of the presigned URL verified after ${(tVerified - t0).toFixed(0)} ms in all`,
+    );
+
+    // The rows are in Postgres: the record stored, its event delivered.
+    const { rows } = await pool.query(`SELECT f.status, e.status AS event_status, e.attempts FROM "${schema}".upload_file f JOIN "${schema}".outbox_event e ON e.aggregate_id = f.id::text WHERE f.id = $1`, [file?.id]);
+    expect(rows).toEqual([{ status: 'stored', event_status: 'delivered', attempts: 1 }]);
+    // The object is in the bucket, under the configured location.
+    const listed = await rawClient(s3).send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${prefix}/uploads/` }));
+    expect(listed.Contents?.map((o) => o.Size)).toEqual([content.length]);
+
+    // Health covers both; the startup log shows the configuration without any secret.
+    expect(await (await fetch(`${portal.url}/healthz`)).json()).toEqual({ status: 'ok', storage: 'ok', database: 'ok' });
+    const logs = portal.logs();
+    expect(logs).toContain('"kind": "postgres"');
+    expect(logs).toContain('"backend": "s3"');
+    expect(logs).not.toContain(s3.secretAccessKey);
+    expect(logs).not.toContain('pg-secret-e2e-7f3a');
+
+    // Deleting removes the object from the bucket too.
+    expect((await fetch(`${portal.url}/uploads/${file?.id}`, { method: 'DELETE' })).status).toBe(204);
+    const after = await rawClient(s3).send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${prefix}/uploads/` }));
+    expect(after.Contents ?? []).toEqual([]);
+  });
+});
