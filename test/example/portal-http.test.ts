@@ -226,6 +226,30 @@ describe('example portal over HTTP (local files + SQLite) [portal]', () => {
     expect(month.some((name) => String(name).includes('big'))).toBe(false);
   });
 
+  it('leaves no file and a failed record when the client disconnects mid-upload', async () => {
+    const boundary = '----doorito-cut';
+    const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="cut-off.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+    const { hostname, port } = new URL(portal.url);
+    const req = request({ hostname, port, method: 'POST', path: '/uploads', headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': head.length + 20 * MiB } });
+    req.on('error', () => undefined);
+    req.write(head);
+    await new Promise<void>((resolve) => req.write(randomBytes(4 * MiB), () => resolve()));
+    // Give the portal time to start storing, then vanish.
+    await waitFor(async () => {
+      const page = (await (await fetch(`${portal.url}/uploads?status=uploading`)).json()) as { items: Array<{ original_filename: string }> };
+      return page.items.some((i) => i.original_filename === 'cut-off.bin') ? true : undefined;
+    }, 'the upload to start');
+    req.destroy();
+    const failed = await waitFor(async () => {
+      const page = (await (await fetch(`${portal.url}/uploads?status=failed&limit=100`)).json()) as { items: Array<{ original_filename: string; error_code: string }> };
+      return page.items.find((i) => i.original_filename === 'cut-off.bin');
+    }, 'the cut-off upload to be marked failed');
+    expect(failed.error_code).toBe('aborted');
+    const names = (await readdir(portal.mediaRoot, { recursive: true })).map(String);
+    // Neither the file nor a temp file (.doorito-….tmp) of it is left.
+    expect(names.filter((n) => n.includes('cut-off') || n.endsWith('.tmp'))).toEqual([]);
+  });
+
   it('refuses traversal on /media/ and serves Range, nosniff and forced downloads for script-capable types', async () => {
     await writeFile(path.join(portal.dir, 'secret.txt'), 'outside the media root');
     for (const raw of ['/media/../secret.txt', '/media/..%2fsecret.txt', '/media/%2e%2e/%2e%2e/secret.txt', '/media/uploads/..%5c..%5csecret.txt', '/media/%2e%2e%2f%2e%2e%2fsecret.txt']) {
