@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- names…]`: every benchmark (or only the named ones: s3-save, s3-small,
- * presign, fs, rss; s3-save includes the breakdown) against the local S3 server, each ours vs a
+ * presign, fs, rss, relay; s3-save includes the breakdown) against the local S3 server, each ours vs a
  * baseline measured in this same run.
  * Needs `bash scripts/s3-server.sh start`. BENCH_ROUNDS sets the measured rounds (default 5).
  */
@@ -10,13 +10,14 @@ import path from 'node:path';
 import { measureLocalSteps, reportBreakdown } from './breakdown.js';
 import { benchFsSave } from './fs-save.js';
 import { benchPresign } from './presign.js';
+import { benchRelay } from './relay.js';
 import { benchRss } from './rss.js';
 import { adminClient, benchStorage, createBenchBucket, deleteBenchBucket } from './s3-bucket.js';
 import { benchS3Save } from './s3-save.js';
 import { benchS3Small } from './s3-small.js';
 import { ROUNDS, printReport, s3Settings, stop } from './util.js';
 
-const ALL = ['presign', 'fs', 's3-save', 's3-small', 'rss'];
+const ALL = ['presign', 'fs', 's3-save', 's3-small', 'rss', 'relay'];
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;
 const unknown = wanted.filter((name) => !ALL.includes(name));
 if (unknown.length > 0) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; pick from ${ALL.join(', ')}`);
@@ -59,6 +60,7 @@ try {
   }
   if (step('s3-small')) await benchS3Small(storage);
   if (step('rss')) await benchRss({ s3: { bucket }, fsDir: dir });
+  if (step('relay')) await benchRelay();
   storage.destroy();
 } catch (error) {
   if (!stop.signal.aborted) throw error;
