@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Transform, pipeline } from 'node:stream';
 import { attachmentDisposition, discard, normalizeContent, toStream } from '../content.js';
 import { isStorageAbortedError } from '../errors.js';
 import { getValidName } from '../keys.js';
@@ -149,19 +149,27 @@ export class UploadService {
     let size = 0;
     const max = this.#maxSizeBytes;
     // Hash and count in one pass; past the limit, stop reading (the storage then aborts its write).
-    async function* guarded(stream: Readable): AsyncIterable<Buffer> {
-      for await (const chunk of stream as AsyncIterable<Buffer | string>) {
-        const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-        size += bytes.length;
-        if (size > max) throw new FileTooLarge();
-        hash.update(bytes);
-        yield bytes;
-      }
-    }
+    // A Transform, not an async generator: destroying a Readable.from(generator) waits for the
+    // generator to return, which a generator stuck awaiting a stalled source never does (Node 24
+    // then hangs an aborted save forever).
+    const guard = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        size += chunk.length;
+        if (size > max) {
+          callback(new FileTooLarge());
+          return;
+        }
+        hash.update(chunk);
+        callback(null, chunk);
+      },
+    });
+    // The source's errors reach the storage through the guard; the guard's failure (or the
+    // storage's abort, which destroys it) stops the source.
+    pipeline(toStream(source), guard, () => undefined);
     const attachment = this.#attachmentTypes.has(file.contentType);
     let key: string;
     try {
-      ({ key } = await this.#storage.save(file.storageKey, guarded(toStream(source)), {
+      ({ key } = await this.#storage.save(file.storageKey, guard, {
         contentType: file.contentType,
         ...(attachment ? { contentDisposition: attachmentDisposition(name) } : {}),
         ...(input.signal === undefined ? {} : { signal: input.signal }),

@@ -20,6 +20,8 @@ export interface Portal {
   logs: () => string;
   /** Peak resident memory of the portal process (VmHWM), in bytes. */
   peakRss: () => Promise<number>;
+  /** Bytes the portal process has read through read() calls so far (`rchar`: sockets and files). */
+  bytesRead: () => Promise<number>;
   stop: () => Promise<void>;
 }
 
@@ -75,6 +77,7 @@ export async function startPortal(env: Record<string, string> = {}): Promise<Por
       const kb = /VmHWM:\s+(\d+) kB/u.exec(status)?.[1];
       return Number(kb) * 1024;
     },
+    bytesRead: async () => Number(/rchar:\s+(\d+)/u.exec(await readFile(`/proc/${child.pid}/io`, 'utf8'))?.[1]),
     stop: async () => {
       if (child.exitCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));

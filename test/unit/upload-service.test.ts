@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -13,6 +16,7 @@ import {
   type UnitOfWork,
   type UploadServiceOptions,
 } from '../../src/index.js';
+import { FileSystemStorage } from '../../src/storage/fs/index.js';
 import { patternStream, sha256 } from '../helpers/streams.js';
 
 const MiB = 1024 * 1024;
@@ -200,6 +204,30 @@ describe('UploadService', () => {
       const [record] = await store.repository.findFiles({ createdBefore: new Date(T0.getTime() + 1), statuses: ['failed'], limit: 10 });
       expect(record).toMatchObject({ errorCode: 'aborted' });
       expect(await keys(storage)).toEqual([]);
+    });
+
+    it('aborts promptly while the source is stalled (a client that stopped sending), on memory and on disk', async () => {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'doorito-stall-'));
+      try {
+        for (const target of [storage, new FileSystemStorage({ location: dir, baseUrl: 'https://files.example/' })]) {
+          const controller = new AbortController();
+          // Some bytes, then nothing: the stream never ends on its own.
+          const source = new PassThrough();
+          source.write(Buffer.alloc(256 * 1024));
+          setTimeout(() => controller.abort(new Error('client went away')), 50);
+          const uploads = new UploadService({ storage: target, repository: store.repository, unitOfWork: store, clock: () => now });
+          const error = await uploads.createUploadFile({ content: source, filename: 'stalled.bin', signal: controller.signal }).catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(StorageAbortedError);
+          expect(source.destroyed).toBe(true);
+        }
+        expect(await keys(storage)).toEqual([]);
+        // No file and no temp file (.doorito-….tmp) on disk: only the directories.
+        expect((await readdir(dir, { recursive: true })).map(String).filter((name) => name.includes('.'))).toEqual([]);
+        const failed = await store.repository.findFiles({ createdBefore: new Date(T0.getTime() + 1), statuses: ['failed'], limit: 10 });
+        expect(failed.map((f) => f.errorCode)).toEqual(['aborted', 'aborted']);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     });
 
     it('gives 100 parallel uploads of one filename 100 records and 100 distinct keys, each intact', async () => {
