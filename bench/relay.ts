@@ -121,7 +121,7 @@ export async function benchRelay(): Promise<void> {
         ]),
       ],
     );
-    note('Each relay round claims 20 events in one statement/transaction, POSTs them concurrently, and records 20 outcomes one by one.');
+    note('Each relay round claims 20 events in one statement (one transaction on SQLite), POSTs them concurrently, and records the 20 outcomes in one more.');
   } finally {
     await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
     await pool.end();

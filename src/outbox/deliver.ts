@@ -49,7 +49,7 @@ function describeFailure(error: unknown, timedOut: boolean, timeoutMs: number): 
 
 /**
  * POST `body` to `endpoint`. Never throws: a failure is an `ok: false` result. When `signal`
- * (the relay's own) aborts, the result is `aborted` and the caller records nothing.
+ * (the relay's own) aborts, the request is cut; the caller then records nothing.
  */
 export async function postToEndpoint(
   fetchFn: FetchLike,
@@ -57,7 +57,7 @@ export async function postToEndpoint(
   event: OutboxDelivery,
   body: string,
   options: { timeoutMs: number; signal: AbortSignal },
-): Promise<EndpointResult & { aborted: boolean }> {
+): Promise<EndpointResult> {
   const url = printableUrl(endpoint.url);
   const timeout = AbortSignal.timeout(options.timeoutMs);
   try {
@@ -72,9 +72,8 @@ export async function postToEndpoint(
     // Free the connection; the answer's body is not used.
     await response.body?.cancel().catch(() => undefined);
     const ok = response.status >= 200 && response.status < 300;
-    return { endpointId: endpoint.id, url, ok, status: response.status, ...(ok ? {} : { error: `HTTP ${response.status}` }), aborted: false };
+    return { endpointId: endpoint.id, url, ok, status: response.status, ...(ok ? {} : { error: `HTTP ${response.status}` }) };
   } catch (error) {
-    const aborted = options.signal.aborted;
-    return { endpointId: endpoint.id, url, ok: false, error: describeFailure(error, timeout.aborted && !aborted, options.timeoutMs), aborted };
+    return { endpointId: endpoint.id, url, ok: false, error: describeFailure(error, timeout.aborted && !options.signal.aborted, options.timeoutMs) };
   }
 }

@@ -150,7 +150,10 @@ export class OutboxRelay {
     return this.#loop !== undefined;
   }
 
-  /** Claim one batch of due events, deliver them, record the outcomes. */
+  /**
+   * Claim one batch of due events, deliver them (all concurrently), then record every outcome
+   * of the round at once.
+   */
   async runOnce(): Promise<RelayRunResult> {
     const result: RelayRunResult = { claimed: 0, delivered: 0, retried: 0, failed: 0, abandoned: 0 };
     if (this.#kill.signal.aborted) return result;
@@ -159,46 +162,50 @@ export class OutboxRelay {
     result.claimed = events.length;
     if (events.length === 0) return result;
     const endpoints = await this.#store.listWebhookEndpoints();
-    const outcomes = await Promise.all(events.map((event) => this.#deliver(event, endpoints)));
-    for (const outcome of outcomes) {
-      if (outcome === 'pending') result.retried += 1;
-      else if (outcome === 'delivered' || outcome === 'failed') result[outcome] += 1;
-      else result.abandoned += 1;
+    const deliveries = await Promise.all(events.map((event) => this.#deliver(event, endpoints)));
+    // Killed: record nothing, exactly as if the process had died here.
+    if (this.#kill.signal.aborted) {
+      result.abandoned = events.length;
+      return result;
+    }
+    const recordedAt = this.#now();
+    const completed = deliveries.map((delivery) => ({ ...delivery, outcome: this.#outcomeOf(delivery.event, delivery.results, recordedAt) }));
+    const recorded = await this.#store.completeEvents(
+      completed.map(({ event, outcome }) => ({ claimed: event, outcome })),
+      recordedAt,
+    );
+    for (const [index, { event, results, outcome }] of completed.entries()) {
+      const report: DeliveryReport = {
+        event,
+        outcome: recorded[index] === true ? outcome.status : 'lost',
+        endpoints: results,
+        ...(recorded[index] === true && outcome.status === 'pending' ? { nextAttemptAt: outcome.nextAttemptAt } : {}),
+      };
+      if (report.outcome === 'pending') result.retried += 1;
+      else if (report.outcome === 'lost') result.abandoned += 1;
+      else result[report.outcome] += 1;
+      this.#onDelivery?.(report);
     }
     return result;
   }
 
-  async #deliver(event: OutboxDelivery, endpoints: WebhookEndpoint[]): Promise<DeliveryReport['outcome'] | 'aborted'> {
+  /** POST one event to every matching endpoint; never throws. */
+  async #deliver(event: OutboxDelivery, endpoints: WebhookEndpoint[]): Promise<{ event: OutboxDelivery; results: EndpointResult[] }> {
     const body = JSON.stringify(event.payload);
     const targets = endpoints.filter((endpoint) => matches(endpoint, event.eventType));
     const results = await Promise.all(
       targets.map((endpoint) => postToEndpoint(this.#fetch, endpoint, event, body, { timeoutMs: this.#timeoutMs, signal: this.#kill.signal })),
     );
-    // Killed: record nothing, exactly as if the process had died here.
-    if (this.#kill.signal.aborted || results.some((r) => r.aborted)) return 'aborted';
+    return { event, results };
+  }
 
+  /** Delivered when every endpoint answered 2xx (or none matched); else a retry, or failed after the last attempt. */
+  #outcomeOf(event: OutboxDelivery, results: EndpointResult[], now: Date): DeliveryOutcome {
     const failures = results.filter((r) => !r.ok);
-    const now = this.#now();
-    let outcome: DeliveryOutcome;
-    if (failures.length === 0) {
-      outcome = { status: 'delivered' };
-    } else {
-      const errorMessage = failures.map((r) => `${r.url}: ${r.error ?? 'failed'}`).join('; ');
-      outcome =
-        event.attempts >= event.maxAttempts
-          ? { status: 'failed', errorMessage }
-          : { status: 'pending', errorMessage, nextAttemptAt: new Date(now.getTime() + retryDelayMs(event.attempts, this.#random)) };
-    }
-    const recorded = await this.#store.completeEvent(event, outcome, now);
-    const endpointsReport = results.map(({ aborted: _aborted, ...r }) => r);
-    const report: DeliveryReport = {
-      event,
-      outcome: recorded ? outcome.status : 'lost',
-      endpoints: endpointsReport,
-      ...(recorded && outcome.status === 'pending' ? { nextAttemptAt: outcome.nextAttemptAt } : {}),
-    };
-    this.#onDelivery?.(report);
-    return report.outcome;
+    if (failures.length === 0) return { status: 'delivered' };
+    const errorMessage = failures.map((r) => `${r.url}: ${r.error ?? 'failed'}`).join('; ');
+    if (event.attempts >= event.maxAttempts) return { status: 'failed', errorMessage };
+    return { status: 'pending', errorMessage, nextAttemptAt: new Date(now.getTime() + retryDelayMs(event.attempts, this.#random)) };
   }
 
   /**

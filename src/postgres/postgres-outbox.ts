@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { OutboxDelivery, WebhookEndpoint } from '../upload/model.js';
-import { LEASE_EXPIRED_MESSAGE, type ClaimOptions, type DeliveryOutcome, type NewWebhookEndpoint, type OutboxStore } from '../upload/ports.js';
+import { LEASE_EXPIRED_MESSAGE, type ClaimOptions, type CompletedDelivery, type DeliveryOutcome, type NewWebhookEndpoint, type OutboxStore } from '../upload/ports.js';
 import type { PoolLike, PooledClient } from './migrations.js';
 import { isUuid, toDelivery, toEndpoint } from './rows.js';
 
@@ -52,25 +52,35 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async completeEvent(claimed: Pick<OutboxDelivery, 'id' | 'nextAttemptAt'>, outcome: DeliveryOutcome, now: Date): Promise<boolean> {
-    if (!isUuid(claimed.id)) return false;
-    const { rowCount } = await this.#pool.query(
-      `UPDATE ${this.#s}.outbox_event SET
-         status = $3::text,
-         delivered_at = CASE WHEN $3::text = 'delivered' THEN $4::timestamptz ELSE delivered_at END,
-         next_attempt_at = COALESCE($5::timestamptz, next_attempt_at),
-         error_message = $6::text,
-         updated_at = $4::timestamptz
-       WHERE id = $1 AND status = 'pending' AND next_attempt_at = $2`,
+    const [recorded] = await this.completeEvents([{ claimed, outcome }], now);
+    return recorded === true;
+  }
+
+  async completeEvents(items: ReadonlyArray<CompletedDelivery>, now: Date): Promise<boolean[]> {
+    const valid = items.filter((item) => isUuid(item.claimed.id));
+    if (valid.length === 0) return items.map(() => false);
+    // One statement for the round: each row is a compare-and-set on its own lease.
+    const { rows } = await this.#pool.query<{ id: string }>(
+      `UPDATE ${this.#s}.outbox_event AS e SET
+         status = v.status,
+         delivered_at = CASE WHEN v.status = 'delivered' THEN $6::timestamptz ELSE e.delivered_at END,
+         next_attempt_at = COALESCE(v.next_attempt_at, e.next_attempt_at),
+         error_message = v.error_message,
+         updated_at = $6::timestamptz
+       FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::timestamptz[], $5::text[]) AS v(id, lease, status, next_attempt_at, error_message)
+       WHERE e.id = v.id AND e.status = 'pending' AND e.next_attempt_at = v.lease
+       RETURNING e.id`,
       [
-        claimed.id,
-        claimed.nextAttemptAt,
-        outcome.status,
+        valid.map((item) => item.claimed.id),
+        valid.map((item) => item.claimed.nextAttemptAt),
+        valid.map((item) => item.outcome.status),
+        valid.map((item) => (item.outcome.status === 'pending' ? item.outcome.nextAttemptAt : null)),
+        valid.map((item) => (item.outcome.status === 'delivered' ? null : item.outcome.errorMessage)),
         now,
-        outcome.status === 'pending' ? outcome.nextAttemptAt : null,
-        outcome.status === 'delivered' ? null : outcome.errorMessage,
       ],
     );
-    return rowCount === 1;
+    const recorded = new Set(rows.map((row) => String(row.id)));
+    return items.map((item) => recorded.has(item.claimed.id.toLowerCase()));
   }
 
   async getEvent(id: string): Promise<OutboxDelivery | undefined> {

@@ -3,6 +3,7 @@ import { StorageError } from '../errors.js';
 import type { OutboxDelivery, OutboxEvent, WebhookEndpoint } from '../upload/model.js';
 import type {
   ClaimOptions,
+  CompletedDelivery,
   DeliveryOutcome,
   NewWebhookEndpoint,
   OutboxEmitter,
@@ -144,6 +145,12 @@ export class SqliteUploadStore implements UnitOfWork, OutboxStore {
   /** {@inheritDoc OutboxStore.completeEvent} */
   completeEvent(claimed: Pick<OutboxDelivery, 'id' | 'nextAttemptAt'>, outcome: DeliveryOutcome, now: Date): Promise<boolean> {
     return this.#run(() => relay.completeEvent(this.#sql, claimed, outcome, now));
+  }
+
+  /** {@inheritDoc OutboxStore.completeEvents} */
+  completeEvents(items: ReadonlyArray<CompletedDelivery>, now: Date): Promise<boolean[]> {
+    // One write transaction for the round.
+    return this.#run(() => this.#db.transaction(() => items.map(({ claimed, outcome }) => relay.completeEvent(this.#sql, claimed, outcome, now))).immediate());
   }
 
   /** An event with its delivery state; undefined when there is none with this id. */

@@ -14,6 +14,7 @@ export {
   defaultIdempotencyKey,
   LEASE_EXPIRED_MESSAGE,
   type ClaimOptions,
+  type CompletedDelivery,
   type DeliveryOutcome,
   type EmitResult,
   type FilePage,

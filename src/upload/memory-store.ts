@@ -4,6 +4,7 @@ import {
   defaultIdempotencyKey,
   LEASE_EXPIRED_MESSAGE,
   type ClaimOptions,
+  type CompletedDelivery,
   type DeliveryOutcome,
   type EmitResult,
   type FilePage,
@@ -237,21 +238,27 @@ export class MemoryUploadStore implements UnitOfWork, OutboxStore {
   }
 
   completeEvent(claimed: Pick<OutboxDelivery, 'id' | 'nextAttemptAt'>, outcome: DeliveryOutcome, now: Date): Promise<boolean> {
-    return this.#locked(async () => {
-      const event = this.#state.events.find((e) => e.id === claimed.id);
-      if (event?.status !== 'pending' || event.nextAttemptAt.getTime() !== claimed.nextAttemptAt.getTime()) return false;
-      event.updatedAt = now;
-      if (outcome.status === 'delivered') {
-        event.status = 'delivered';
-        event.deliveredAt = now;
-        delete event.errorMessage;
-      } else {
-        event.status = outcome.status;
-        event.errorMessage = outcome.errorMessage;
-        if (outcome.status === 'pending') event.nextAttemptAt = outcome.nextAttemptAt;
-      }
-      return true;
-    });
+    return this.#locked(async () => this.#complete(claimed, outcome, now));
+  }
+
+  completeEvents(items: ReadonlyArray<CompletedDelivery>, now: Date): Promise<boolean[]> {
+    return this.#locked(async () => items.map(({ claimed, outcome }) => this.#complete(claimed, outcome, now)));
+  }
+
+  #complete(claimed: Pick<OutboxDelivery, 'id' | 'nextAttemptAt'>, outcome: DeliveryOutcome, now: Date): boolean {
+    const event = this.#state.events.find((e) => e.id === claimed.id);
+    if (event?.status !== 'pending' || event.nextAttemptAt.getTime() !== claimed.nextAttemptAt.getTime()) return false;
+    event.updatedAt = now;
+    if (outcome.status === 'delivered') {
+      event.status = 'delivered';
+      event.deliveredAt = now;
+      delete event.errorMessage;
+    } else {
+      event.status = outcome.status;
+      event.errorMessage = outcome.errorMessage;
+      if (outcome.status === 'pending') event.nextAttemptAt = outcome.nextAttemptAt;
+    }
+    return true;
   }
 
   getEvent(id: string): Promise<OutboxDelivery | undefined> {

@@ -102,6 +102,12 @@ export type DeliveryOutcome =
   | { status: 'pending'; nextAttemptAt: Date; errorMessage: string }
   | { status: 'failed'; errorMessage: string };
 
+/** A claimed event and how its delivery ended. */
+export interface CompletedDelivery {
+  claimed: Pick<OutboxDelivery, 'id' | 'nextAttemptAt'>;
+  outcome: DeliveryOutcome;
+}
+
 export interface ClaimOptions {
   /** Events due at or before this instant. */
   now: Date;
@@ -139,6 +145,11 @@ export interface OutboxStore {
    * lost (it expired and another relay claimed the event), and then changes nothing.
    */
   completeEvent(claimed: Pick<OutboxDelivery, 'id' | 'nextAttemptAt'>, outcome: DeliveryOutcome, now: Date): Promise<boolean>;
+  /**
+   * {@link completeEvent} for a whole round at once (one statement on Postgres, one
+   * transaction on SQLite). Returns, in order, whether each outcome was recorded.
+   */
+  completeEvents(items: ReadonlyArray<CompletedDelivery>, now: Date): Promise<boolean[]>;
   getEvent(id: string): Promise<OutboxDelivery | undefined>;
   /** Delete delivered events delivered before `before`; returns how many. */
   deleteDeliveredEvents(before: Date): Promise<number>;

@@ -91,6 +91,31 @@ export function outboxStoreContract(fixture: () => OutboxStoreFixture): void {
 
     });
 
+    it('records a whole round at once, each outcome only where its lease holds', async () => {
+      const fx = fixture();
+      const [a, b, c] = await emitMany(fx, 3);
+      const now = later(1_000);
+      const claimed = await fx.outboxStore.claimEvents({ now, limit: 3, leaseUntil: later(60_000, now) });
+      const lease = (id: string | undefined) => claimed.find((e) => e.id === id)!;
+      const retryAt = later(120_000, now);
+      const stale = { id: c as string, nextAttemptAt: later(1, lease(c).nextAttemptAt) };
+      const done = later(2_000, now);
+      const recorded = await fx.outboxStore.completeEvents(
+        [
+          { claimed: lease(a), outcome: { status: 'delivered' } },
+          { claimed: lease(b), outcome: { status: 'pending', nextAttemptAt: retryAt, errorMessage: 'HTTP 503' } },
+          { claimed: stale, outcome: { status: 'failed', errorMessage: 'not mine' } },
+          { claimed: { id: 'not-an-event', nextAttemptAt: now }, outcome: { status: 'delivered' } },
+        ],
+        done,
+      );
+      expect(recorded).toEqual([true, true, false, false]);
+      expect(await fx.outboxStore.getEvent(a as string)).toMatchObject({ status: 'delivered', deliveredAt: done });
+      expect(await fx.outboxStore.getEvent(b as string)).toMatchObject({ status: 'pending', nextAttemptAt: retryAt, errorMessage: 'HTTP 503' });
+      expect(await fx.outboxStore.getEvent(c as string)).toMatchObject({ status: 'pending', attempts: 1 });
+      expect(await fx.outboxStore.completeEvents([], done)).toEqual([]);
+    });
+
     it('refuses the outcome of a claim whose lease another relay took over', async () => {
       const fx = fixture();
       const [id] = await emitMany(fx, 1);
