@@ -5,24 +5,21 @@
 import { randomUUID } from 'node:crypto';
 import type { OutboxDelivery, WebhookEndpoint } from '../upload/model.js';
 import { LEASE_EXPIRED_MESSAGE, type ClaimOptions, type CompletedDelivery, type DeliveryOutcome, type NewWebhookEndpoint, type OutboxStore } from '../upload/ports.js';
-import type { PoolLike, PooledClient } from './migrations.js';
+import type { Listen } from './listen.js';
+import type { PoolLike } from './migrations.js';
 import { isUuid, toDelivery, toEndpoint } from './rows.js';
-
-/** Channel of the NOTIFY sent when an event is committed; the payload is `<schema>:<event id>`. */
-export const OUTBOX_CHANNEL = 'doorito_outbox';
-
-/** How long to wait before listening again after the LISTEN connection broke. */
-const RELISTEN_DELAY_MS = 1_000;
 
 export class PostgresOutbox implements OutboxStore {
   readonly #pool: PoolLike;
   readonly #s: string;
   readonly #schemaName: string;
+  readonly #listen: Listen;
 
-  constructor(pool: PoolLike, quotedSchema: string, schemaName: string) {
+  constructor(pool: PoolLike, quotedSchema: string, schemaName: string, listen: Listen) {
     this.#pool = pool;
     this.#s = quotedSchema;
     this.#schemaName = schemaName;
+    this.#listen = listen;
   }
 
   async claimEvents({ now, limit, leaseUntil }: ClaimOptions): Promise<OutboxDelivery[]> {
@@ -120,58 +117,13 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   /**
-   * LISTEN on {@link OUTBOX_CHANNEL} on a connection of its own, held from the pool until
-   * unsubscribed. When that connection breaks (a restart, a terminated backend), it listens
-   * again on a fresh one; meanwhile the relay's polling delivers.
+   * Wake-ups by LISTEN/NOTIFY: on a pool, on a connection of its own (replaced when it breaks);
+   * on a single client, on that client. Only this schema's events wake the listener.
    */
   async onEventCommitted(listener: () => void): Promise<() => Promise<void>> {
     const prefix = `${this.#schemaName}:`;
-    let client: PooledClient | undefined;
-    let closed = false;
-    let retry: NodeJS.Timeout | undefined;
-
-    const listen = async (): Promise<void> => {
-      const next = await this.#pool.connect();
-      next.on('notification', (message) => {
-        if (message.channel === OUTBOX_CHANNEL && message.payload?.startsWith(prefix) === true) listener();
-      });
-      next.on('error', (error) => {
-        // A broken connection: not given back to the pool, and replaced.
-        next.removeAllListeners('notification');
-        next.release(error);
-        if (client === next) client = undefined;
-        if (!closed) retry = setTimeout(relisten, RELISTEN_DELAY_MS);
-      });
-      try {
-        await next.query(`LISTEN ${OUTBOX_CHANNEL}`);
-      } catch (error) {
-        next.removeAllListeners();
-        next.release(true);
-        throw error;
-      }
-      client = next;
-    };
-    const relisten = () => {
-      // Events committed while no connection listened would otherwise wait for a poll.
-      listen().then(listener, () => {
-        if (!closed) retry = setTimeout(relisten, RELISTEN_DELAY_MS);
-      });
-    };
-
-    await listen();
-    return async () => {
-      closed = true;
-      clearTimeout(retry);
-      const current = client;
-      client = undefined;
-      if (current === undefined) return;
-      current.removeAllListeners('notification');
-      let broken = false;
-      await current.query(`UNLISTEN ${OUTBOX_CHANNEL}`).catch(() => {
-        broken = true;
-      });
-      current.removeAllListeners('error');
-      current.release(broken);
-    };
+    return this.#listen((payload) => {
+      if (payload.startsWith(prefix)) listener();
+    }, listener);
   }
 }

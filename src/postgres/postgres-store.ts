@@ -12,8 +12,11 @@ import {
   type UploadRepository,
   type UploadTransaction,
 } from '../upload/ports.js';
-import { quoteSchema, type PoolLike, type Queryable } from './migrations.js';
-import { PostgresOutbox, OUTBOX_CHANNEL } from './postgres-outbox.js';
+import { StorageConfigError } from '../errors.js';
+import { OUTBOX_CHANNEL, listenOnClient, listenOnPool, type Listen } from './listen.js';
+import { migrate, quoteSchema, type PoolLike, type Queryable } from './migrations.js';
+import { PostgresOutbox } from './postgres-outbox.js';
+import { SerializedClient, type ClientLike } from './single-client.js';
 import { isUuid, toBatch, toEvent, toFile, type Row } from './rows.js';
 
 const FILE_COLUMNS: Record<keyof UploadFilePatch, string> = {
@@ -178,16 +181,28 @@ class PostgresView implements UploadRepository, OutboxEmitter {
   }
 }
 
-/** Options of {@link PostgresUploadStore}. */
-export interface PostgresUploadStoreOptions {
-  /** A `pg.Pool` (or anything with `query` and `connect`). The host owns and ends it. */
-  pool: PoolLike;
+/** Options of {@link PostgresUploadStore}: a pool, or one connected client. */
+export type PostgresUploadStoreOptions = (
+  | {
+      /** A `pg.Pool` (or anything with `query` and `connect`). The host owns and ends it. */
+      pool: PoolLike;
+      client?: never;
+    }
+  | {
+      /**
+       * One connected `pg.Client` that the host owns and ends. The store then runs one
+       * statement or transaction at a time on it, in order; a relay's LISTEN shares it too.
+       */
+      client: ClientLike;
+      pool?: never;
+    }
+) & {
   /**
-   * Schema of the tables (create them with `migrate(pool, { schema })`).
+   * Schema of the tables (create them with `migrate(pool, { schema })` or `store.migrate()`).
    * @default 'public'
    */
   schema?: string;
-}
+};
 
 /**
  * The upload ports on Postgres: a repository and an outbox whose event is written in the same
@@ -199,6 +214,13 @@ export interface PostgresUploadStoreOptions {
  * const store = new PostgresUploadStore({ pool })
  * const uploads = new UploadService({ storage, repository: store.repository, unitOfWork: store })
  * const relay = new OutboxRelay({ store })
+ *
+ * @example
+ * // One connection instead of a pool
+ * const client = new pg.Client({ connectionString: process.env.DATABASE_URL })
+ * await client.connect()
+ * const store = new PostgresUploadStore({ client })
+ * await store.migrate()
  */
 export class PostgresUploadStore extends PostgresOutbox implements UnitOfWork {
   readonly #pool: PoolLike;
@@ -212,13 +234,30 @@ export class PostgresUploadStore extends PostgresOutbox implements UnitOfWork {
   constructor(options: PostgresUploadStoreOptions) {
     const schemaName = options.schema ?? 'public';
     const schema = quoteSchema(schemaName);
-    super(options.pool, schema, schemaName);
-    this.#pool = options.pool;
+    let pool: PoolLike;
+    let listen: Listen;
+    if (options.pool !== undefined) {
+      pool = options.pool;
+      listen = listenOnPool(pool);
+    } else if (options.client !== undefined && typeof options.client.query === 'function') {
+      const serialized = new SerializedClient(options.client);
+      pool = serialized;
+      listen = listenOnClient(serialized);
+    } else {
+      throw new StorageConfigError('PostgresUploadStore needs a `pool` (a pg.Pool) or a `client` (a connected pg.Client).', { option: 'pool' });
+    }
+    super(pool, schema, schemaName, listen);
+    this.#pool = pool;
     this.#schema = schema;
     this.#schemaName = schemaName;
     const view = new PostgresView(this.#pool, this.#schema, this.#schemaName);
     this.repository = view;
     this.outbox = view;
+  }
+
+  /** Create or update the tables in this store's schema ({@link migrate} on its pool or client). */
+  migrate(): Promise<{ applied: number }> {
+    return migrate(this.#pool, { schema: this.#schemaName });
   }
 
   async transaction<T>(fn: (tx: UploadTransaction) => Promise<T>): Promise<T> {

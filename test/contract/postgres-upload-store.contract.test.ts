@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OUTBOX_CHANNEL, PostgresUploadStore, migrate } from '../../src/postgres/index.js';
 import { outboxRelayContract } from './outbox-relay-contract.js';
-import { uploadStoreContract } from './upload-store-contract.js';
+import { fileOf, uploadStoreContract } from './upload-store-contract.js';
 
 const url = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const pool = new pg.Pool({ connectionString: url, max: 12 });
@@ -95,4 +95,65 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
       await truncate();
     },
   }));
+
+  describe('on one pg.Client instead of a pool', () => {
+    const clients: pg.Client[] = [];
+    const connect = async () => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      clients.push(client);
+      return client;
+    };
+    const endClients = async () => {
+      for (const client of clients.splice(0)) await client.end();
+    };
+
+    it('migrates through the store, and refuses options with neither a pool nor a client', async () => {
+      const fresh = `${schema}_c`;
+      try {
+        const store = new PostgresUploadStore({ client: await connect(), schema: fresh });
+        expect(await store.migrate()).toEqual({ applied: 1 });
+        expect(await store.migrate()).toEqual({ applied: 0 });
+        // Statements queue behind a transaction that awaits, instead of slipping into it.
+        const file = fileOf();
+        const inside = store.transaction(async (tx) => {
+          await tx.repository.createFile(file);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          throw new Error('rolled back');
+        });
+        const outside = store.repository.getFile(file.id);
+        await expect(inside).rejects.toThrow('rolled back');
+        expect(await outside).toBeUndefined();
+        expect(await store.repository.getFile(file.id)).toBeUndefined();
+      } finally {
+        await pool.query(`DROP SCHEMA IF EXISTS "${fresh}" CASCADE`);
+        await endClients();
+      }
+      expect(() => new PostgresUploadStore({} as never)).toThrow(/pool.*client/u);
+    });
+
+    uploadStoreContract('PostgresUploadStore (pg.Client)', async () => {
+      const store = new PostgresUploadStore({ client: await connect(), schema });
+      return {
+        repository: store.repository,
+        outbox: store.outbox,
+        unitOfWork: store,
+        outboxStore: store,
+        events: () => store.events(),
+        cleanup: async () => {
+          await truncate();
+          await endClients();
+        },
+      };
+    });
+
+    outboxRelayContract('PostgresUploadStore (pg.Client)', async () => ({
+      // Three relays, each with a connection of its own.
+      stores: await Promise.all(Array.from({ length: 3 }, async () => new PostgresUploadStore({ client: await connect(), schema }))),
+      cleanup: async () => {
+        await truncate();
+        await endClients();
+      },
+    }));
+  });
 });
