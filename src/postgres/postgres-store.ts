@@ -17,18 +17,9 @@ import { OUTBOX_CHANNEL, listenOnClient, listenOnPool, type Listen } from './lis
 import { migrate, quoteSchema, type PoolLike, type Queryable } from './migrations.js';
 import { PostgresOutbox } from './postgres-outbox.js';
 import { SerializedClient, type ClientLike } from './single-client.js';
+import { FILE_COLUMNS } from '../upload/sql-rows.js';
 import { isUuid, toBatch, toEvent, toFile, type Row } from './rows.js';
 
-const FILE_COLUMNS: Record<keyof UploadFilePatch, string> = {
-  storageKey: 'storage_key',
-  contentType: 'content_type',
-  sizeBytes: 'size_bytes',
-  sha256: 'sha256',
-  status: 'status',
-  errorCode: 'error_code',
-  errorMessage: 'error_message',
-  metadata: 'metadata',
-};
 
 /** Repository and emitter statements over one connection (or the pool). */
 class PostgresView implements UploadRepository, OutboxEmitter {

@@ -15,18 +15,9 @@ import {
   type UploadFilePatch,
   type UploadRepository,
 } from '../upload/ports.js';
+import { FILE_COLUMNS } from '../upload/sql-rows.js';
 import { ms, toBatch, toEvent, toFile, type Row, type Statements } from './rows.js';
 
-const FILE_COLUMNS: Record<keyof UploadFilePatch, string> = {
-  storageKey: 'storage_key',
-  contentType: 'content_type',
-  sizeBytes: 'size_bytes',
-  sha256: 'sha256',
-  status: 'status',
-  errorCode: 'error_code',
-  errorMessage: 'error_message',
-  metadata: 'metadata',
-};
 
 export interface ViewHooks {
   /** Called before every statement; throws when the view may no longer be used. */

@@ -2,10 +2,7 @@ import { MemoryUploadStore } from '../../src/index.js';
 import { outboxRelayContract } from './outbox-relay-contract.js';
 import { uploadStoreContract } from './upload-store-contract.js';
 
-uploadStoreContract('MemoryUploadStore', async () => {
-  const store = new MemoryUploadStore();
-  return { repository: store.repository, outbox: store.outbox, unitOfWork: store, outboxStore: store, events: () => store.events(), cleanup: async () => undefined };
-});
+uploadStoreContract('MemoryUploadStore', async () => ({ store: new MemoryUploadStore() }));
 
 outboxRelayContract('MemoryUploadStore', async () => {
   const store = new MemoryUploadStore();

@@ -74,19 +74,12 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
   const truncate = () =>
     pool.query(`TRUNCATE "${schema}".upload_file, "${schema}".upload_batch, "${schema}".outbox_event, "${schema}".webhook_endpoint`);
 
-  uploadStoreContract('PostgresUploadStore', async () => {
-    const store = new PostgresUploadStore({ pool, schema });
-    return {
-      repository: store.repository,
-      outbox: store.outbox,
-      unitOfWork: store,
-      outboxStore: store,
-      events: () => store.events(),
-      cleanup: async () => {
-        await truncate();
-      },
-    };
-  });
+  uploadStoreContract('PostgresUploadStore', async () => ({
+    store: new PostgresUploadStore({ pool, schema }),
+    cleanup: async () => {
+      await truncate();
+    },
+  }));
 
   outboxRelayContract('PostgresUploadStore', async () => ({
     // Three stores, as three relay processes would have; each statement takes its own connection.
@@ -132,20 +125,13 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
       expect(() => new PostgresUploadStore({} as never)).toThrow(/pool.*client/u);
     });
 
-    uploadStoreContract('PostgresUploadStore (pg.Client)', async () => {
-      const store = new PostgresUploadStore({ client: await connect(), schema });
-      return {
-        repository: store.repository,
-        outbox: store.outbox,
-        unitOfWork: store,
-        outboxStore: store,
-        events: () => store.events(),
-        cleanup: async () => {
-          await truncate();
-          await endClients();
-        },
-      };
-    });
+    uploadStoreContract('PostgresUploadStore (pg.Client)', async () => ({
+      store: new PostgresUploadStore({ client: await connect(), schema }),
+      cleanup: async () => {
+        await truncate();
+        await endClients();
+      },
+    }));
 
     outboxRelayContract('PostgresUploadStore (pg.Client)', async () => ({
       // Three relays, each with a connection of its own.

@@ -7,7 +7,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { OutboxEmitter, OutboxEvent, OutboxStore, UnitOfWork, UploadBatch, UploadFile, UploadRepository } from '../../src/index.js';
 import { outboxStoreContract } from './outbox-store-contract.js';
 
-export interface UploadStoreFixture {
+/** What every upload store offers: the UploadService's ports, the relay's, and `events()`. */
+export type UploadStore = UnitOfWork &
+  OutboxStore & {
+    repository: UploadRepository;
+    outbox: OutboxEmitter;
+    events(): Promise<OutboxEvent[]>;
+  };
+
+interface UploadStoreFixture {
   repository: UploadRepository;
   outbox: OutboxEmitter;
   unitOfWork: UnitOfWork;
@@ -36,11 +44,13 @@ export function fileOf(overrides: Partial<UploadFile> = {}): UploadFile {
   };
 }
 
-export function uploadStoreContract(name: string, makeFixture: () => Promise<UploadStoreFixture>): void {
+/** `open` gives a fresh, empty store for each test, and what to do after it. */
+export function uploadStoreContract(name: string, open: () => Promise<{ store: UploadStore; cleanup?: () => Promise<void> }>): void {
   describe(`Upload store contract: ${name}`, () => {
     let fx: UploadStoreFixture;
     beforeEach(async () => {
-      fx = await makeFixture();
+      const { store, cleanup = async () => undefined } = await open();
+      fx = { repository: store.repository, outbox: store.outbox, unitOfWork: store, outboxStore: store, events: () => store.events(), cleanup };
     });
     afterEach(async () => {
       await fx.cleanup();
