@@ -95,6 +95,12 @@ const MIGRATIONS: Array<(s: string) => string> = [
       created_at timestamptz NOT NULL DEFAULT now()
     );
   `,
+  // The relay compares next_attempt_at with its own clock, in milliseconds (a JS Date). A
+  // default in microseconds could put a new event a fraction of a millisecond in the future of
+  // a relay that looks right after the commit, so it would wait for the next poll.
+  (s) => `
+    ALTER TABLE ${s}.outbox_event ALTER COLUMN next_attempt_at SET DEFAULT date_trunc('milliseconds', now());
+  `,
 ];
 
 /**

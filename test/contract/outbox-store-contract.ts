@@ -59,6 +59,16 @@ export function outboxStoreContract(fixture: () => OutboxStoreFixture): void {
       expect(again.every((e) => e.attempts === 2)).toBe(true);
     });
 
+    it('makes an event due from the instant it was created, as the store reports it (milliseconds)', async () => {
+      const fx = fixture();
+      for (let i = 0; i < 5; i += 1) {
+        const { event } = await fx.outbox.emit({ aggregateType: 'UploadFile', aggregateId: randomUUID(), eventType: 'file.stored', payload: { i } });
+        // A relay whose clock reads the creation instant, to the millisecond, takes it.
+        const claimed = await fx.outboxStore.claimEvents({ now: event.createdAt, limit: 10, leaseUntil: later(60_000, event.createdAt) });
+        expect(claimed.map((e) => e.id)).toEqual([event.id]);
+      }
+    });
+
     it('does not claim an event before it is due', async () => {
       const fx = fixture();
       await emitMany(fx, 1);
