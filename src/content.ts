@@ -7,7 +7,7 @@ import { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import mime from 'mime-types';
 import { StorageAbortedError, StorageWriteError, isStorageError } from './errors.js';
 import { alternativeName, encodeKeyForUrl } from './keys.js';
-import type { StorageContent } from './types.js';
+import type { SaveOptions, StorageContent } from './types.js';
 
 /** Content whose bytes are already in memory, or a stream read once. */
 export type NormalizedContent =
@@ -101,12 +101,17 @@ export const MAX_NAME_ATTEMPTS = 100;
 /**
  * Claim a free name: try `name`, then alternatives, until `tryClaim` succeeds. `tryClaim`
  * must claim atomically (link(), If-None-Match: *, a synchronous map check) and return
- * false only when the name was already taken.
+ * false only when the name was already taken. `reserve` (the caller's
+ * {@link SaveOptions.reserveKey}) is asked first for each candidate; false skips it.
  */
-export async function claimAvailableName(name: string, tryClaim: (candidate: string) => Promise<boolean>): Promise<string> {
+export async function claimAvailableName(
+  name: string,
+  tryClaim: (candidate: string) => Promise<boolean>,
+  reserve?: SaveOptions['reserveKey'],
+): Promise<string> {
   let candidate = name;
   for (let attempt = 0; attempt < MAX_NAME_ATTEMPTS; attempt += 1) {
-    if (await tryClaim(candidate)) return candidate;
+    if ((reserve === undefined || (await reserve(candidate))) && (await tryClaim(candidate))) return candidate;
     candidate = alternativeName(name);
   }
   throw new StorageWriteError(
@@ -114,6 +119,15 @@ export async function claimAvailableName(name: string, tryClaim: (candidate: str
       'Pick another name, or pass { overwrite: true } to replace the object.',
     { key: name },
   );
+}
+
+/** For an `overwrite` save: the caller's `reserveKey` must accept `name` itself. */
+export async function reserveExact(name: string, reserve: SaveOptions['reserveKey']): Promise<void> {
+  if (reserve !== undefined && !(await reserve(name))) {
+    throw new StorageWriteError(`Could not write key "${name}": the caller's reserveKey() refused it, and overwrite allows no other name.`, {
+      key: name,
+    });
+  }
 }
 
 /** RFC 6266 / RFC 5987 `attachment` disposition for a download filename. */

@@ -9,6 +9,14 @@ import { InvalidKeyError } from './errors.js';
 export const MAX_KEY_BYTES = 1024;
 /** Longest segment, in UTF-8 bytes (most filesystems' NAME_MAX). */
 export const MAX_SEGMENT_BYTES = 255;
+/**
+ * Segments starting with this (in any case) are the storages' own: the filesystem's temp files
+ * are `.doorito-<16 chars>.tmp`. No key may have one, so no user's file can be mistaken for
+ * a temp file (hidden from `list()`, deleted by the temp sweep).
+ */
+export const RESERVED_SEGMENT_PREFIX = '.doorito-';
+
+const isReserved = (segment: string): boolean => segment.toLowerCase().startsWith(RESERVED_SEGMENT_PREFIX);
 
 // C0 controls, DEL and C1 controls.
 // eslint-disable-next-line no-control-regex
@@ -35,11 +43,15 @@ function decodeSegment(segment: string): string | undefined {
 function checkSegment(key: string, segment: string): void {
   if (segment === '') throw new InvalidKeyError(key, 'it has an empty segment ("//", or a trailing "/")');
   if (segment === '.' || segment === '..') throw new InvalidKeyError(key, `it has a "${segment}" segment`);
+  if (isReserved(segment)) {
+    throw new InvalidKeyError(key, `a segment starts with "${RESERVED_SEGMENT_PREFIX}", which is reserved for the storage's temp files`);
+  }
   if (byteLength(segment) > MAX_SEGMENT_BYTES) {
     throw new InvalidKeyError(key, `a segment is longer than ${MAX_SEGMENT_BYTES} UTF-8 bytes`);
   }
   const decoded = decodeSegment(segment);
   if (decoded !== undefined) {
+    if (isReserved(decoded)) throw new InvalidKeyError(key, `a segment percent-decodes to the reserved "${RESERVED_SEGMENT_PREFIX}" prefix`);
     if (decoded === '.' || decoded === '..') {
       throw new InvalidKeyError(key, `a segment percent-decodes to "${decoded}"`);
     }
@@ -52,8 +64,8 @@ function checkSegment(key: string, segment: string): void {
 /**
  * Check a storage key and return it unchanged, or throw {@link InvalidKeyError}.
  *
- * Rules: `/`-separated; no leading `/`; no empty, `.` or `..` segments (also not behind
- * percent-encoding); no NUL, control characters or backslashes; at most 1024 UTF-8 bytes in
+ * Rules: `/`-separated; no leading `/`; no empty, `.` or `..` segments, and none starting with
+ * `.doorito-` (reserved for temp files) (also not behind percent-encoding); no NUL, control characters or backslashes; at most 1024 UTF-8 bytes in
  * all and 255 per segment. Unicode letters are welcome.
  *
  * @example
@@ -177,7 +189,7 @@ export function getValidName(filename: string, options: ValidNameOptions = {}): 
   if (name === '' || /^\.+$/u.test(name)) {
     throw new InvalidKeyError(filename, 'it has no usable characters once cleaned and shortened');
   }
-  return name;
+  return isReserved(name) ? `_${name.slice(1)}` : name;
 }
 
 /** Percent-encode each segment of a key for use in a URL path (the `/` stay as they are). */

@@ -54,6 +54,19 @@ export interface SaveOptions {
   signal?: AbortSignal;
   /** Called as bytes are written, with the running total. */
   onProgress?: (bytesWritten: number) => void;
+  /**
+   * Called with each candidate key before anything is written under it (on S3, before the
+   * name claim or the PUT; on the filesystem, before the temp file gets its name). Return
+   * false to skip the candidate: the storage then tries an alternative name (`overwrite`
+   * saves fail instead). Throw to abandon the save. The save waits for it.
+   *
+   * Use it to make the key durable before bytes land under it: record it, and after a crash
+   * every object, claim or upload the storage left is under a key you recorded. The
+   * UploadService claims keys in its repository this way.
+   * @example
+   * await storage.save(name, stream, { reserveKey: (key) => db.claimKey(fileId, key) })
+   */
+  reserveKey?: (key: string) => boolean | Promise<boolean>;
 }
 
 /** What `save()` returns. */
@@ -66,6 +79,35 @@ export interface SaveResult {
   contentType: string;
   /** The backend's entity tag, when it has one. */
   etag?: string;
+}
+
+/**
+ * A write the storage started and did not finish: an S3 multipart upload, an S3 name claim
+ * (the empty placeholder a streamed save holds while it uploads), or a filesystem temp file.
+ * A crashed process leaves these behind; {@link Storage.listPendingWrites} finds them.
+ */
+export interface PendingWrite {
+  kind: 'multipart-upload' | 'claim' | 'temp-file';
+  /** The key the write was for; for a temp file, the temp file's own key (its path under the root). */
+  key: string;
+  /** When the write started (S3: the upload's Initiated time or the claim's LastModified; FS: mtime). */
+  startedAt: Date;
+  /** The S3 multipart upload id. */
+  uploadId?: string;
+}
+
+/** Options of {@link Storage.listPendingWrites}. */
+export interface PendingWriteQuery {
+  /** Only writes for keys under this prefix. @default '' (everything) */
+  prefix?: string;
+  /** Only writes started before this instant (leave room for writes still in flight). */
+  startedBefore?: Date;
+}
+
+/** Options of {@link Storage.list}. */
+export interface ListOptions {
+  /** Only keys after this one (in key order): where the previous page ended. */
+  startAfter?: string;
 }
 
 /** A byte range; both ends are inclusive, as in HTTP `Range: bytes=start-end`. */
@@ -158,8 +200,8 @@ export interface Storage {
   exists(key: string): Promise<boolean>;
   /** Delete an object; a missing key is not an error. */
   delete(key: string): Promise<void>;
-  /** Every object whose key starts with `prefix`, paging through as needed. */
-  list(prefix?: string): AsyncIterable<ListEntry>;
+  /** Every object whose key starts with `prefix`, in key order, paging through as needed. */
+  list(prefix?: string, options?: ListOptions): AsyncIterable<ListEntry>;
   /** Copy an object; returns the key actually used (see `overwrite`). */
   copy(from: string, to: string, options?: CopyOptions): Promise<{ key: string }>;
   /** Move an object; returns the key actually used (see `overwrite`). */
@@ -168,4 +210,12 @@ export interface Storage {
   url(key: string, options?: UrlOptions): Promise<string>;
   /** Like {@link Storage.url}, and also says when a presigned URL expires. */
   signedUrl(key: string, options?: UrlOptions): Promise<StorageUrl>;
+  /**
+   * Writes started and never finished (a crash, or a clean-up that could not reach the
+   * server): S3 multipart uploads and name claims, filesystem temp files. Maintenance removes
+   * the stale ones with {@link Storage.removePendingWrite}. Every storage of this package has it.
+   */
+  listPendingWrites?(query?: PendingWriteQuery): AsyncIterable<PendingWrite>;
+  /** Remove a pending write (abort the upload, delete the claim or temp file); gone already is fine. */
+  removePendingWrite?(write: PendingWrite): Promise<void>;
 }

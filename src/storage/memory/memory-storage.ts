@@ -7,6 +7,7 @@ import {
   claimAvailableName,
   discard,
   normalizeContent,
+  reserveExact,
   resolveContentType,
   throwIfAborted,
   toStream,
@@ -17,8 +18,10 @@ import { validateKey, validatePrefix } from '../../keys.js';
 import type {
   CopyOptions,
   ListEntry,
+  ListOptions,
   ObjectStat,
   OpenOptions,
+  PendingWrite,
   SaveOptions,
   SaveResult,
   Storage,
@@ -104,10 +107,15 @@ export class MemoryStorage implements Storage {
       etag: `"${createHash('md5').update(data).digest('hex')}"`,
     };
     const overwrite = options.overwrite ?? this.#fileOverwrite;
-    // Check-and-set in one synchronous step is atomic in a single JS thread.
+    // Check-and-set in one synchronous step (after the caller's reserveKey) is atomic in one JS thread.
+    if (overwrite) await reserveExact(name, options.reserveKey);
     const key = overwrite
       ? name
-      : await claimAvailableName(name, (candidate) => Promise.resolve(!this.#objects.has(candidate) && this.#set(candidate, object)));
+      : await claimAvailableName(
+          name,
+          (candidate) => Promise.resolve(!this.#objects.has(candidate) && this.#set(candidate, object)),
+          options.reserveKey,
+        );
     if (overwrite) this.#objects.set(key, object);
     return { key, size: data.length, contentType: object.contentType, etag: object.etag };
   }
@@ -155,9 +163,10 @@ export class MemoryStorage implements Storage {
     this.#objects.delete(key);
   }
 
-  async *list(prefix = ''): AsyncIterable<ListEntry> {
+  async *list(prefix = '', options: ListOptions = {}): AsyncIterable<ListEntry> {
     validatePrefix(prefix);
-    const keys = [...this.#objects.keys()].filter((key) => key.startsWith(prefix)).sort();
+    const after = options.startAfter;
+    const keys = [...this.#objects.keys()].filter((key) => key.startsWith(prefix) && (after === undefined || key > after)).sort();
     for (const key of keys) {
       const object = this.#objects.get(key);
       if (object !== undefined) {
@@ -190,6 +199,15 @@ export class MemoryStorage implements Storage {
 
   async signedUrl(key: string, options: UrlOptions = {}): Promise<StorageUrl> {
     return { url: unsignedUrl(this.#baseUrl, validateKey(key), options.download) };
+  }
+
+  /** Nothing: a memory save takes its key in one step, with all its bytes. */
+  async *listPendingWrites(): AsyncIterable<PendingWrite> {
+    // A memory save is never half-done.
+  }
+
+  async removePendingWrite(): Promise<void> {
+    // Nothing is ever pending.
   }
 
 }

@@ -1,7 +1,14 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { StorageConfigError } from '../../errors.js';
 import { validateKey } from '../../keys.js';
-import { MAX_PRESIGN_SECONDS, MIN_PART_SIZE, type S3StorageOptions } from './options.js';
+import {
+  DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_REQUEST_TIMEOUT,
+  MAX_PRESIGN_SECONDS,
+  MIN_PART_SIZE,
+  type S3StorageOptions,
+} from './options.js';
 
 export function createClient(options: S3StorageOptions, endpoint: string | undefined): S3Client {
   if ('client' in options) {
@@ -18,6 +25,14 @@ export function createClient(options: S3StorageOptions, endpoint: string | undef
   }
   const withEndpoint = endpoint !== undefined;
   return new S3Client({
+    // https://docs.aws.amazon.com/sdk-for-javascript/v3/developer-guide/node-configuring-requesthandler.html
+    // The SDK sets no timeout by default: a stalled server would hold a request forever.
+    requestHandler: {
+      connectionTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
+      requestTimeout: options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT,
+      throwOnRequestTimeout: true,
+      socketTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
+    },
     ...options.clientConfig,
     region: options.region ?? 'us-east-1',
     ...(withEndpoint ? { endpoint } : {}),
@@ -42,6 +57,10 @@ export function checkOptions(options: S3StorageOptions): void {
   }
   if (options.queueSize !== undefined && !(Number.isInteger(options.queueSize) && options.queueSize >= 1)) {
     fail('queueSize', 'must be a whole number, at least 1');
+  }
+  for (const option of ['connectTimeout', 'requestTimeout', 'idleTimeout', 'cleanupTimeout'] as const) {
+    const value = (options as Partial<Record<typeof option, number>>)[option];
+    if (value !== undefined && !(Number.isInteger(value) && value >= 1)) fail(option, 'must be a whole number of milliseconds, at least 1');
   }
   const expire = options.querystringExpire;
   if (expire !== undefined && !(Number.isInteger(expire) && expire >= 1 && expire <= MAX_PRESIGN_SECONDS)) {

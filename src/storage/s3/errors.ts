@@ -43,10 +43,31 @@ export function isS3PreconditionFailed(error: unknown): boolean {
   return status === 412 || code === 'PreconditionFailed' || code === 'ConditionalRequestConflict';
 }
 
-/** The provider rejected the `If-None-Match` header itself (it does not support conditional writes). */
+/**
+ * The provider rejected the `If-None-Match` header itself (it does not support conditional
+ * writes): OpenStack Swift answers 501 NotImplemented; some gateways a 400 that names the header.
+ */
 export function isS3ConditionalUnsupported(error: unknown): boolean {
   const { code, status } = s3ErrorInfo(error);
-  return status === 501 || code === 'NotImplemented';
+  if (status === 501 || code === 'NotImplemented') return true;
+  const message = shape(error).message ?? '';
+  return status === 400 && (code === 'InvalidRequest' || code === 'InvalidArgument') && /if-none-match|conditional/iu.test(message);
+}
+
+/**
+ * Whether trying again may succeed: the server did not answer (a network error, a timeout),
+ * answered 5xx, or asked us to slow down (429, SlowDown). A 4xx answer is final.
+ */
+export function isS3Transient(error: unknown): boolean {
+  const { code, status } = s3ErrorInfo(error);
+  if (status === undefined) return true;
+  return status >= 500 || status === 429 || code === 'SlowDown' || code === 'RequestTimeout';
+}
+
+/** The server answered with a 4xx: the request was refused, so it stored nothing. */
+export function isS3Refused(error: unknown): boolean {
+  const { status } = s3ErrorInfo(error);
+  return status !== undefined && status >= 400 && status < 500;
 }
 
 const HINTS: Record<string, string> = {

@@ -93,6 +93,13 @@ interface S3StorageCommonOptions {
    */
   noOverwrite?: S3NoOverwriteStrategy;
   /**
+   * How long the clean-up after a failed or aborted save keeps retrying (with backoff) to
+   * abort its multipart upload and delete its claim or partial object, in milliseconds. What
+   * it cannot remove in that time is left for `listPendingWrites()` / `reconcile()`.
+   * @default 30000
+   */
+  cleanupTimeout?: number;
+  /**
    * Clock used to sign URLs. For tests.
    * @default () => new Date()
    */
@@ -124,6 +131,24 @@ export interface S3StorageClientOptions extends S3StorageCommonOptions {
   requestChecksumCalculation?: S3ClientConfig['requestChecksumCalculation'];
   /** @default 'WHEN_REQUIRED' with an endpoint, else the SDK's default */
   responseChecksumValidation?: S3ClientConfig['responseChecksumValidation'];
+  /**
+   * Milliseconds to wait for a TCP connection to the server before a request fails (and is
+   * retried by the SDK). Ignored when `clientConfig.requestHandler` is given.
+   * @default 5000
+   */
+  connectTimeout?: number;
+  /**
+   * Milliseconds one request (one attempt, body included: a whole part of `partSize`) may take.
+   * Ignored when `clientConfig.requestHandler` is given.
+   * @default 120000
+   */
+  requestTimeout?: number;
+  /**
+   * Milliseconds a connection may stay silent in both directions (a stalled server or network)
+   * before the request fails. Ignored when `clientConfig.requestHandler` is given.
+   * @default 30000
+   */
+  idleTimeout?: number;
   /** Anything else for the `S3Client` constructor. */
   clientConfig?: Omit<S3ClientConfig, 'endpoint' | 'region' | 'credentials' | 'forcePathStyle'>;
 }
@@ -139,3 +164,7 @@ export type S3StorageOptions = S3StorageClientOptions | S3StorageInjectedClientO
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 export const MAX_PRESIGN_SECONDS = 604800;
+export const DEFAULT_CONNECT_TIMEOUT = 5000;
+export const DEFAULT_REQUEST_TIMEOUT = 120_000;
+export const DEFAULT_IDLE_TIMEOUT = 30_000;
+export const DEFAULT_CLEANUP_TIMEOUT = 30_000;

@@ -4,29 +4,22 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
-  PutObjectCommand,
   type S3Client,
   type HeadObjectCommandOutput,
-  type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { inspect } from 'node:util';
-import {
-  attachmentDisposition,
-  claimAvailableName,
-  discard,
-  normalizeContent,
-  resolveContentType,
-  throwIfAborted,
-  type NormalizedContent,
-} from '../../content.js';
+import { attachmentDisposition, discard, normalizeContent, resolveContentType, throwIfAborted } from '../../content.js';
 import { ObjectNotFoundError, StorageConfigError } from '../../errors.js';
 import { encodeKeyForUrl, validateKey, validatePrefix } from '../../keys.js';
 import type {
   CopyOptions,
   ListEntry,
+  ListOptions,
   ObjectStat,
   OpenOptions,
+  PendingWrite,
+  PendingWriteQuery,
   SaveOptions,
   SaveResult,
   Storage,
@@ -34,28 +27,29 @@ import type {
   StorageUrl,
   UrlOptions,
 } from '../../types.js';
-import { isS3PreconditionFailed, toStorageError } from './errors.js';
-import {
-  DEFAULT_PART_SIZE,
-  MAX_PRESIGN_SECONDS,
-  type S3NoOverwriteStrategy,
-  type S3StorageOptions,
-} from './options.js';
+import { toStorageError } from './errors.js';
+import { DEFAULT_CLEANUP_TIMEOUT, DEFAULT_PART_SIZE, MAX_PRESIGN_SECONDS, type S3StorageOptions } from './options.js';
 import { checkOptions, createClient } from './config.js';
+import { listPendingWrites, removePendingWrite, type BucketPlace } from './pending-writes.js';
 import { UrlSigner } from './url-signer.js';
-import { CLAIM_METADATA, uploadStream } from './upload.js';
+import { CLAIM_METADATA, S3Writer, TOKEN_METADATA, type ConditionalWrites, type WriteParams } from './write-protocol.js';
 
-type WriteParams = Omit<PutObjectCommandInput, 'Bucket' | 'Key' | 'Body'>;
+/** What the metadata of an object we read back looks like to users: without our own markers. */
+function userMetadata(metadata: Record<string, string> | undefined): Record<string, string> {
+  const rest = { ...metadata };
+  delete rest[TOKEN_METADATA];
+  return rest;
+}
 
 /**
- * Objects in an S3-compatible bucket: AWS S3, MinIO, Ceph RGW, Cloudflare R2, DigitalOcean
- * Spaces, Backblaze B2.
+ * Objects in an S3-compatible bucket: AWS S3, MinIO, Ceph RGW, OpenStack Swift, Cloudflare R2,
+ * DigitalOcean Spaces, Backblaze B2.
  *
- * Known-length bodies up to `partSize` go as one PutObject with `If-None-Match: *`; streams go
- * through lib-storage's `Upload`, into a name first claimed with a conditional zero-byte PUT
- * (some servers, Ceph RGW among them, ignore `If-None-Match` on CompleteMultipartUpload). While
- * such a stream is in flight its key holds an empty claim object: `stat`, `open` and `exists`
- * treat it as missing, `list` shows it with size 0.
+ * Bodies up to `partSize` go as one PutObject with `If-None-Match: *`; larger streams as a
+ * multipart upload into a name first claimed with a conditional empty object (see
+ * `write-protocol.ts`). While such a stream is in flight its key holds that claim: `stat`,
+ * `open` and `exists` treat it as missing, `list` shows it with size 0. A server without
+ * conditional writes (OpenStack Swift) is detected on the first save and gets HEAD-then-write.
  *
  * @example
  * const storage = new S3Storage({
@@ -76,9 +70,7 @@ export class S3Storage implements Storage {
   readonly #querystringExpire: number;
   readonly #customDomain: string | undefined;
   readonly #writeDefaults: WriteParams;
-  readonly #partSize: number;
-  readonly #queueSize: number;
-  readonly #noOverwrite: S3NoOverwriteStrategy;
+  readonly #writer: S3Writer;
   readonly #now: () => Date;
 
   constructor(options: S3StorageOptions) {
@@ -97,9 +89,15 @@ export class S3Storage implements Storage {
       ...options.objectParameters,
       ...(options.defaultAcl === undefined ? {} : { ACL: options.defaultAcl }),
     };
-    this.#partSize = options.partSize ?? DEFAULT_PART_SIZE;
-    this.#queueSize = options.queueSize ?? 4;
-    this.#noOverwrite = options.noOverwrite ?? 'conditional';
+    this.#writer = new S3Writer({
+      client: this.#client,
+      bucket: this.#bucket,
+      prefix: this.#prefix,
+      partSize: options.partSize ?? DEFAULT_PART_SIZE,
+      queueSize: options.queueSize ?? 4,
+      noOverwrite: options.noOverwrite ?? 'conditional',
+      cleanupTimeoutMs: options.cleanupTimeout ?? DEFAULT_CLEANUP_TIMEOUT,
+    });
     this.#now = options.now ?? (() => new Date());
   }
 
@@ -113,6 +111,21 @@ export class S3Storage implements Storage {
     return this.#bucket;
   }
 
+  /**
+   * Whether the server honours `If-None-Match: *` on PutObject, as far as this storage has
+   * seen: `'unknown'` before the first save without overwrite, then `'supported'` (atomic
+   * no-overwrite) or `'unsupported'` (HEAD-then-write: two writers racing for one name can both
+   * win; the UploadService still keeps its own uploads apart).
+   */
+  get conditionalWrites(): ConditionalWrites {
+    return this.#writer.conditionalWrites;
+  }
+
+  /** Wait for the clean-ups that aborted saves left running in the background. */
+  drain(): Promise<void> {
+    return this.#writer.drain();
+  }
+
   #full(key: string): string {
     return this.#prefix + validateKey(key);
   }
@@ -121,115 +134,35 @@ export class S3Storage implements Storage {
     return toStorageError(error, { key, bucket: this.#bucket, action, ...extra });
   }
 
+  get #place(): BucketPlace {
+    return { client: this.#client, bucket: this.#bucket, prefix: this.#prefix };
+  }
+
   async save(name: string, content: StorageContent, options: SaveOptions = {}): Promise<SaveResult> {
     const source = normalizeContent(content);
     try {
       this.#full(name);
       throwIfAborted(options.signal, name);
       const contentType = resolveContentType(name, options.contentType);
-      const params: WriteParams = {
-        ...this.#writeDefaults,
-        ContentType: contentType,
-        ...(options.contentDisposition === undefined ? {} : { ContentDisposition: options.contentDisposition }),
-        ...(options.cacheControl === undefined ? {} : { CacheControl: options.cacheControl }),
-        ...(options.metadata === undefined ? {} : { Metadata: { ...options.metadata } }),
-      };
-      const overwrite = options.overwrite ?? this.#fileOverwrite;
-      const result =
-        source.kind === 'bytes' && source.size <= this.#partSize
-          ? await this.#putBytes(name, source.bytes, params, overwrite, options.signal)
-          : await this.#putStream(name, source, params, overwrite, options);
-      if (source.kind === 'bytes') options.onProgress?.(source.size);
+      const result = await this.#writer.write({
+        name,
+        source,
+        params: {
+          ...this.#writeDefaults,
+          ContentType: contentType,
+          ...(options.contentDisposition === undefined ? {} : { ContentDisposition: options.contentDisposition }),
+          ...(options.cacheControl === undefined ? {} : { CacheControl: options.cacheControl }),
+          ...(options.metadata === undefined ? {} : { Metadata: { ...options.metadata } }),
+        },
+        overwrite: options.overwrite ?? this.#fileOverwrite,
+        signal: options.signal,
+        reserveKey: options.reserveKey,
+        onProgress: options.onProgress,
+      });
       return { ...result, contentType };
     } catch (error) {
       discard(source);
       throw this.#error(error, 'write', name, { write: true, signal: options.signal });
-    }
-  }
-
-  async #putBytes(name: string, body: Buffer, params: WriteParams, overwrite: boolean, signal: AbortSignal | undefined) {
-    let etag: string | undefined;
-    const put = async (key: string, conditional: boolean): Promise<void> => {
-      // https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
-      // If-None-Match: * makes the PUT fail with 412 when the key exists: an atomic claim.
-      const output = await this.#client.send(
-        new PutObjectCommand({
-          ...params,
-          Bucket: this.#bucket,
-          Key: this.#prefix + key,
-          Body: body,
-          ContentLength: body.length,
-          ...(conditional ? { IfNoneMatch: '*' } : {}),
-        }),
-        signal === undefined ? {} : { abortSignal: signal },
-      );
-      etag = output.ETag;
-    };
-    let key = name;
-    if (overwrite) await put(name, false);
-    else if (this.#noOverwrite === 'conditional') {
-      key = await claimAvailableName(name, async (candidate) => {
-        try {
-          await put(candidate, true);
-          return true;
-        } catch (error) {
-          if (isS3PreconditionFailed(error)) return false;
-          throw error;
-        }
-      });
-    } else {
-      key = await claimAvailableName(name, async (candidate) => !(await this.#headRaw(candidate)));
-      await put(key, false);
-    }
-    return { key, size: body.length, ...(etag === undefined ? {} : { etag }) };
-  }
-
-  /** Claim `key` with a conditional empty object; false when the key is taken. */
-  async #claim(key: string, signal: AbortSignal | undefined): Promise<boolean> {
-    try {
-      await this.#client.send(
-        new PutObjectCommand({
-          Bucket: this.#bucket,
-          Key: this.#prefix + key,
-          Body: new Uint8Array(0),
-          ContentLength: 0,
-          IfNoneMatch: '*',
-          Metadata: { [CLAIM_METADATA]: '1' },
-        }),
-        signal === undefined ? {} : { abortSignal: signal },
-      );
-      return true;
-    } catch (error) {
-      if (isS3PreconditionFailed(error)) return false;
-      throw error;
-    }
-  }
-
-  async #putStream(name: string, source: NormalizedContent, params: WriteParams, overwrite: boolean, options: SaveOptions) {
-    let key = name;
-    let claimed = false;
-    if (!overwrite && this.#noOverwrite === 'conditional') {
-      key = await claimAvailableName(name, (candidate) => this.#claim(candidate, options.signal));
-      claimed = true;
-    } else if (!overwrite) {
-      key = await claimAvailableName(name, async (candidate) => !(await this.#headRaw(candidate)));
-    }
-    try {
-      const { etag, size } = await uploadStream({
-        client: this.#client,
-        params: { ...params, Bucket: this.#bucket, Key: this.#prefix + key },
-        source,
-        partSize: this.#partSize,
-        queueSize: this.#queueSize,
-        signal: options.signal,
-        onProgress: options.onProgress,
-      });
-      // CompleteMultipartUpload answers with an empty ETag on Ceph RGW; HEAD has the real one.
-      const finalEtag = etag === undefined || etag === '' ? (await this.#headRaw(key))?.ETag : etag;
-      return { key, size, ...(finalEtag === undefined ? {} : { etag: finalEtag }) };
-    } catch (error) {
-      if (claimed) await this.#deleteRaw(key).catch(() => undefined);
-      throw error;
     }
   }
 
@@ -282,7 +215,7 @@ export class S3Storage implements Storage {
       lastModified: output.LastModified ?? new Date(0),
       contentType: output.ContentType ?? resolveContentType(key),
       ...(output.ETag === undefined ? {} : { etag: output.ETag }),
-      metadata: { ...output.Metadata },
+      metadata: userMetadata(output.Metadata),
       ...(output.ContentDisposition === undefined ? {} : { contentDisposition: output.ContentDisposition }),
       ...(output.CacheControl === undefined ? {} : { cacheControl: output.CacheControl }),
     };
@@ -305,7 +238,7 @@ export class S3Storage implements Storage {
     }
   }
 
-  async *list(prefix = ''): AsyncIterable<ListEntry> {
+  async *list(prefix = '', options: ListOptions = {}): AsyncIterable<ListEntry> {
     validatePrefix(prefix);
     let token: string | undefined;
     do {
@@ -316,6 +249,7 @@ export class S3Storage implements Storage {
             Bucket: this.#bucket,
             Prefix: this.#prefix + prefix,
             ...(token === undefined ? {} : { ContinuationToken: token }),
+            ...(token !== undefined || options.startAfter === undefined ? {} : { StartAfter: this.#prefix + options.startAfter }),
           }),
         );
       } catch (error) {
@@ -338,10 +272,13 @@ export class S3Storage implements Storage {
     const source = this.#full(from);
     this.#full(to);
     if ((await this.#headRaw(from)) === undefined) throw new ObjectNotFoundError(from);
-    const overwrite = options.overwrite ?? this.#fileOverwrite;
-    let key = to;
-    if (!overwrite && this.#noOverwrite === 'conditional') key = await claimAvailableName(to, (c) => this.#claim(c, undefined));
-    else if (!overwrite) key = await claimAvailableName(to, async (c) => !(await this.#headRaw(c)));
+    let claim;
+    try {
+      claim = await this.#writer.claim(to, options.overwrite ?? this.#fileOverwrite);
+    } catch (error) {
+      throw this.#error(error, `copy to "${to}" from`, from, { write: true });
+    }
+    const { key } = claim;
     try {
       // https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html
       // CopySource is "bucket/key", URL-encoded. Up to 5 GiB in one call.
@@ -356,7 +293,7 @@ export class S3Storage implements Storage {
       );
       return { key };
     } catch (error) {
-      if (!overwrite && this.#noOverwrite === 'conditional') await this.#deleteRaw(key).catch(() => undefined);
+      await claim.release();
       throw this.#error(error, `copy to "${to}" from`, from, { write: true });
     }
   }
@@ -392,6 +329,19 @@ export class S3Storage implements Storage {
       return { url, expiresAt: new Date(signingDate.getTime() + expiresIn * 1000) };
     } catch (error) {
       throw this.#error(error, 'sign a URL for', key);
+    }
+  }
+
+  listPendingWrites(query: PendingWriteQuery = {}): AsyncIterable<PendingWrite> {
+    if (query.prefix !== undefined) validatePrefix(query.prefix);
+    return listPendingWrites(this.#place, query);
+  }
+
+  async removePendingWrite(write: PendingWrite): Promise<void> {
+    try {
+      await removePendingWrite(this.#place, write);
+    } catch (error) {
+      throw this.#error(error, `remove the pending ${write.kind} of`, write.key);
     }
   }
 
