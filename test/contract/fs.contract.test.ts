@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FileSystemStorage } from '../../src/storage/fs/index.js';
@@ -21,7 +21,13 @@ storageContract(
       overwriting: new FileSystemStorage({ location, fileOverwrite: true }),
       leftovers: () => allFiles(sandbox),
       cleanup: () => rm(sandbox, { recursive: true, force: true }),
+      // A process killed mid-save leaves its temp file in the key's directory.
+      strandWrite: async (key) => {
+        const dir = path.join(location, ...key.split('/').slice(0, -1));
+        await mkdir(dir, { recursive: true });
+        await writeFile(path.join(dir, '.doorito-0123456789abcdef.tmp'), 'partial bytes');
+      },
     };
   },
-  { keepsMetadata: false, largeStreamBytes: 6 * 1024 * 1024 },
+  { keepsMetadata: false, largeStreamBytes: 6 * 1024 * 1024, leavesPendingWrites: true },
 );

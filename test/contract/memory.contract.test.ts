@@ -16,5 +16,5 @@ storageContract(
       cleanup: async () => undefined,
     };
   },
-  { keepsMetadata: true, largeStreamBytes: 6 * 1024 * 1024 },
+  { keepsMetadata: true, largeStreamBytes: 6 * 1024 * 1024, leavesPendingWrites: false },
 );

@@ -1,3 +1,4 @@
+import { CreateMultipartUploadCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
 import { afterAll } from 'vitest';
 import { PART, s3Cleanup, s3Leftovers, s3StorageFor } from '../helpers/s3-fixture.js';
@@ -19,13 +20,23 @@ describeS3('S3Storage', (env) => {
         overwriting,
         leftovers: () => s3Leftovers(client, env.bucket, `${location}/`),
         cleanup: async () => {
+          await Promise.all([storage.drain(), overwriting.drain()]);
           await s3Cleanup(client, env.bucket, `${location}/`);
           storage.destroy();
           overwriting.destroy();
         },
+        settle: async () => {
+          await Promise.all([storage.drain(), overwriting.drain()]);
+        },
+        // A process killed mid-stream leaves its name claim and its multipart upload.
+        strandWrite: async (key) => {
+          const Key = `${location}/${key}`;
+          await client.send(new PutObjectCommand({ Bucket: env.bucket, Key, Body: new Uint8Array(0), Metadata: { 'doorito-claim': randomUUID() } }));
+          await client.send(new CreateMultipartUploadCommand({ Bucket: env.bucket, Key }));
+        },
       };
     },
     // Larger than one 5 MiB part, so these streams take the multipart path.
-    { keepsMetadata: true, largeStreamBytes: PART + 1024 * 1024 },
+    { keepsMetadata: true, largeStreamBytes: PART + 1024 * 1024, leavesPendingWrites: true },
   );
 });

@@ -25,6 +25,10 @@ export interface StorageFixture {
   /** Everything the backend holds for this fixture: objects, temp files, unfinished uploads. */
   leftovers(): Promise<string[]>;
   cleanup(): Promise<void>;
+  /** Wait for clean-ups the storage runs in the background (S3, after an abort). */
+  settle?(): Promise<void>;
+  /** Leave an unfinished write for `key`, as a process killed mid-save would. */
+  strandWrite?(key: string): Promise<void>;
 }
 
 export interface ContractOptions {
@@ -32,12 +36,15 @@ export interface ContractOptions {
   keepsMetadata: boolean;
   /** Size of a stream that takes the multipart path (S3: more than one part). */
   largeStreamBytes: number;
+  /** Whether a killed save can leave a pending write (S3, filesystem; memory saves are one step). */
+  leavesPendingWrites: boolean;
 }
 
 const ALTERNATIVE = (dir: string, stem: string, ext: string): RegExp =>
   new RegExp(`^${dir.replace(/[.*+?^${}()|[\]\\/]/gu, '\\$&')}${stem}_[a-zA-Z0-9]{7}${ext.replace('.', '\\.')}$`, 'u');
 
 async function expectNothingLeft(fixture: StorageFixture): Promise<void> {
+  await fixture.settle?.();
   expect(await fixture.leftovers()).toEqual([]);
 }
 
@@ -128,6 +135,8 @@ export function storageContract(name: string, makeFixture: () => Promise<Storage
             cacheControl: 'max-age=60',
             metadata: { owner: 'alice', batch: '42' },
           });
+          // Exactly the user's metadata: the storage's own markers stay hidden.
+          expect(stat.metadata).toEqual({ owner: 'alice', batch: '42' });
         });
       }
     });
@@ -182,6 +191,75 @@ export function storageContract(name: string, makeFixture: () => Promise<Storage
         for (const [key, seed] of byKey) {
           expect(await sha256(await storage.open(key))).toBe(await sha256(patternStream(size, seed)));
         }
+      });
+    });
+
+    describe('reserveKey', () => {
+      for (const [kind, make] of [
+        ['small', () => 'second'],
+        ['large stream', () => patternStream(options.largeStreamBytes, 4)],
+      ] as const) {
+        it(`asks for each candidate (${kind}) before writing under it; false skips it`, async () => {
+          await storage.save('rk/a.txt', 'first');
+          const asked: string[] = [];
+          const result = await storage.save('rk/a.txt', make(), {
+            reserveKey: async (candidate) => {
+              asked.push(candidate);
+              // Nothing of this save is under the candidate yet.
+              if (candidate !== 'rk/a.txt') expect(await storage.exists(candidate)).toBe(false);
+              return asked.length !== 2;
+            },
+          });
+          expect(asked[0]).toBe('rk/a.txt');
+          expect(asked).toHaveLength(3);
+          expect(result.key).toBe(asked[2]);
+          expect(await storage.exists(asked[1] ?? '')).toBe(false);
+          expect(await text(await storage.open('rk/a.txt'))).toBe('first');
+        });
+      }
+
+      it('a reserveKey that throws abandons the save and leaves nothing', async () => {
+        const boom = new Error('database down');
+        const error = await storage
+          .save('rk/b.bin', patternStream(options.largeStreamBytes, 5), { reserveKey: () => Promise.reject(boom) })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(StorageWriteError);
+        expect(error).toMatchObject({ key: 'rk/b.bin' });
+        await expectNothingLeft(fixture);
+      });
+
+      it('an overwrite save whose key is refused fails and writes nothing', async () => {
+        const error = await fixture.overwriting.save('rk/c.txt', 'x', { reserveKey: () => false }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(StorageWriteError);
+        await expectNothingLeft(fixture);
+      });
+    });
+
+    describe('pending writes', () => {
+      it('lists none when every save finished', async () => {
+        await storage.save('pw/done.bin', patternStream(options.largeStreamBytes, 6));
+        const pending = [];
+        for await (const write of storage.listPendingWrites?.() ?? []) pending.push(write);
+        expect(pending).toEqual([]);
+      });
+
+      it.runIf(options.leavesPendingWrites)('finds what a killed save left, honours prefix and startedBefore, and removes it', async () => {
+        await fixture.strandWrite?.('pw/killed/report.bin');
+        const list = async (query: Parameters<NonNullable<Storage['listPendingWrites']>>[0]) => {
+          const found = [];
+          for await (const write of storage.listPendingWrites?.(query) ?? []) found.push(write);
+          return found;
+        };
+        const found = await list({ prefix: 'pw/', startedBefore: new Date(Date.now() + 60_000) });
+        expect(found.length).toBeGreaterThan(0);
+        expect(await fixture.leftovers()).not.toEqual([]);
+        expect(await list({ prefix: 'elsewhere/' })).toEqual([]);
+        expect(await list({ prefix: 'pw/', startedBefore: new Date(Date.now() - 3600_000) })).toEqual([]);
+        for (const write of found) await storage.removePendingWrite?.(write);
+        // Removing twice is fine.
+        for (const write of found) await storage.removePendingWrite?.(write);
+        expect(await list({})).toEqual([]);
+        await expectNothingLeft(fixture);
       });
     });
 
@@ -282,6 +360,21 @@ export function storageContract(name: string, makeFixture: () => Promise<Storage
         expect(await list('')).toEqual([...keys].sort());
         expect(await list('none/')).toEqual([]);
         for await (const entry of storage.list('a/b/c/')) expect(entry).toMatchObject({ key: 'a/b/c/4.txt', size: 11 });
+      });
+    });
+
+    describe('list order and paging', () => {
+      it('lists in key order and resumes after startAfter', async () => {
+        for (const key of ['lo/c.txt', 'lo/a-b.txt', 'lo/a/x.txt', 'lo/a/y.txt', 'lo/b.txt']) await storage.save(key, 'x');
+        const list = async (options?: { startAfter: string }) => {
+          const keys = [];
+          for await (const entry of storage.list('lo/', options)) keys.push(entry.key);
+          return keys;
+        };
+        expect(await list()).toEqual(['lo/a-b.txt', 'lo/a/x.txt', 'lo/a/y.txt', 'lo/b.txt', 'lo/c.txt']);
+        expect(await list({ startAfter: 'lo/a/x.txt' })).toEqual(['lo/a/y.txt', 'lo/b.txt', 'lo/c.txt']);
+        expect(await list({ startAfter: 'lo/a-b.txt' })).toEqual(['lo/a/x.txt', 'lo/a/y.txt', 'lo/b.txt', 'lo/c.txt']);
+        expect(await list({ startAfter: 'lo/c.txt' })).toEqual([]);
       });
     });
 

@@ -125,6 +125,13 @@ describe('validatePrefix', () => {
 });
 
 describe('getValidName', () => {
+  it("moves a user's name out of the reserved temp-file namespace", () => {
+    expect(getValidName('.doorito-0123456789abcdef.tmp')).toBe('_doorito-0123456789abcdef.tmp');
+    expect(getValidName('.DOORITO-x.txt')).toBe('_DOORITO-x.txt');
+    expect(getValidName('.doorito.txt')).toBe('.doorito.txt');
+    expect(() => validateKey(`uploads/${getValidName('.doorito-0123456789abcdef.tmp')}`)).not.toThrow();
+  });
+
   it.each([
     ['C:\\Users\\me\\My Report (final).pdf', 'My_Report_final.pdf'],
     ['../../etc/passwd', 'passwd'],

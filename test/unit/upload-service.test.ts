@@ -350,9 +350,34 @@ describe('UploadService', () => {
       expect(await store.repository.getFile(fresh.id)).toMatchObject({ status: 'stored' });
     });
 
-    it('never deletes an object that another record owns when sweeping a stale uploading record', async () => {
+    it('never deletes an object that another record owns when sweeping an expired failed record', async () => {
       const svc = service({ ttlHours: 24 });
-      // A crash mid-upload at T0: the record names the key it meant to use; no object was kept.
+      // An upload that failed at T0 names its key, but a failed record holds nothing.
+      await store.repository.createFile({
+        id: 'failed-earlier',
+        storageKey: 'uploads/2026/11/shared.txt',
+        originalFilename: 'shared.txt',
+        contentType: 'text/plain',
+        sizeBytes: 0,
+        sha256: '',
+        metadata: {},
+        status: 'failed',
+        createdAt: T0,
+        updatedAt: T0,
+      });
+      // Later, someone else uploads the same name and gets that key.
+      now = new Date(T0.getTime() + 23 * 3600_000);
+      const owner = await svc.createUploadFile({ content: 'keep me', filename: 'shared.txt' });
+      expect(owner.storageKey).toBe('uploads/2026/11/shared.txt');
+      now = new Date(T0.getTime() + 25 * 3600_000);
+      expect(await svc.cleanupExpiredUploadFiles()).toEqual({ deleted: 1, remaining: 0 });
+      expect(await store.repository.getFile('failed-earlier')).toBeUndefined();
+      expect(await text(await storage.open(owner.storageKey))).toBe('keep me');
+    });
+
+    it('never gives a new upload the key a stale uploading record holds', async () => {
+      const svc = service({ ttlHours: 24 });
+      // A crash mid-upload at T0: the record holds its key, and may have stored bytes under it.
       await store.repository.createFile({
         id: 'crashed',
         storageKey: 'uploads/2026/11/shared.txt',
@@ -365,13 +390,13 @@ describe('UploadService', () => {
         createdAt: T0,
         updatedAt: T0,
       });
-      // Later, someone else uploads the same name and gets that key.
+      await storage.save('uploads/2026/11/shared.txt', 'what the crashed upload stored');
       now = new Date(T0.getTime() + 23 * 3600_000);
       const owner = await svc.createUploadFile({ content: 'keep me', filename: 'shared.txt' });
-      expect(owner.storageKey).toBe('uploads/2026/11/shared.txt');
+      expect(owner.storageKey).toMatch(/^uploads\/2026\/11\/shared_[a-zA-Z0-9]{7}\.txt$/u);
       now = new Date(T0.getTime() + 25 * 3600_000);
       expect(await svc.cleanupExpiredUploadFiles()).toEqual({ deleted: 1, remaining: 0 });
-      expect(await store.repository.getFile('crashed')).toBeUndefined();
+      expect(await storage.exists('uploads/2026/11/shared.txt')).toBe(false);
       expect(await text(await storage.open(owner.storageKey))).toBe('keep me');
     });
 

@@ -107,15 +107,20 @@ export class MemoryStorage implements Storage {
       etag: `"${createHash('md5').update(data).digest('hex')}"`,
     };
     const overwrite = options.overwrite ?? this.#fileOverwrite;
-    // Check-and-set in one synchronous step (after the caller's reserveKey) is atomic in one JS thread.
-    if (overwrite) await reserveExact(name, options.reserveKey);
-    const key = overwrite
-      ? name
-      : await claimAvailableName(
-          name,
-          (candidate) => Promise.resolve(!this.#objects.has(candidate) && this.#set(candidate, object)),
-          options.reserveKey,
-        );
+    let key: string;
+    try {
+      // Check-and-set in one synchronous step (after the caller's reserveKey) is atomic in one JS thread.
+      if (overwrite) await reserveExact(name, options.reserveKey);
+      key = overwrite
+        ? name
+        : await claimAvailableName(
+            name,
+            (candidate) => Promise.resolve(!this.#objects.has(candidate) && this.#set(candidate, object)),
+            options.reserveKey,
+          );
+    } catch (error) {
+      throw toWriteError(error, name, options.signal);
+    }
     if (overwrite) this.#objects.set(key, object);
     return { key, size: data.length, contentType: object.contentType, etag: object.etag };
   }
