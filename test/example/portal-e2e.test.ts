@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { rawClient, describeS3 } from '../helpers/s3-env.js';
+import { rawClient, describeOneS3 } from '../helpers/s3-env.js';
 import { multipart, startPortal, type Portal } from '../helpers/portal.js';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 
@@ -20,7 +20,7 @@ const withPassword = (() => {
   return url.toString();
 })();
 
-describeS3('example portal end to end on S3 + Postgres [portal]', (s3) => {
+describeOneS3('example portal end to end on S3 + Postgres [portal]', (s3) => {
   const schema = `portal_e2e_${randomBytes(4).toString('hex')}`;
   const prefix = `portal-e2e-${randomBytes(4).toString('hex')}`;
   let portal: Portal;

@@ -1,6 +1,6 @@
 import {
   AbortMultipartUploadCommand,
-  DeleteObjectsCommand,
+  DeleteObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   type S3Client,
@@ -27,9 +27,12 @@ export async function s3Cleanup(client: S3Client, bucket: string, prefix: string
   }
   for (;;) {
     const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-    const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key }));
+    const keys = (page.Contents ?? []).map((o) => o.Key);
     if (keys.length === 0) return;
-    await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+    // One DeleteObject each: Swift refuses DeleteObjects without Content-MD5, which the SDK no longer sends.
+    for (let i = 0; i < keys.length; i += 32) {
+      await Promise.all(keys.slice(i, i + 32).map((Key) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key }))));
+    }
   }
 }
 

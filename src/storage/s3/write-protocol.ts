@@ -23,6 +23,7 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   PutObjectCommand,
@@ -36,7 +37,7 @@ import { claimAvailableName, discard, reserveExact, type NormalizedContent } fro
 import { StorageAbortedError } from '../../errors.js';
 import { retryFor } from '../../retry.js';
 import type { SaveOptions } from '../../types.js';
-import { isS3ConditionalUnsupported, isS3NotFound, isS3PreconditionFailed, isS3Refused, isS3Transient } from './errors.js';
+import { isS3ConditionalUnsupported, isS3NotFound, isS3PreconditionFailed, isS3Refused, isS3Transient, s3ErrorInfo } from './errors.js';
 import type { S3NoOverwriteStrategy } from './options.js';
 import { readParts, uploadAll } from './parts.js';
 
@@ -431,7 +432,25 @@ export class S3Writer {
       );
     } catch (error) {
       if (isS3NotFound(error)) return undefined;
-      throw error;
+      throw await this.#explainHeadError(key, error, signal);
+    }
+  }
+
+  /**
+   * A HEAD answer has no body, so a 403 does not say why (a wrong secret, or a policy). Ask
+   * the same with a one-byte GET, whose error names the reason (SignatureDoesNotMatch, …).
+   */
+  async #explainHeadError(key: string, error: unknown, signal: AbortSignal | undefined): Promise<unknown> {
+    if (s3ErrorInfo(error).status !== 403) return error;
+    try {
+      const output = await this.#config.client.send(
+        new GetObjectCommand({ Bucket: this.#config.bucket, Key: this.#full(key), Range: 'bytes=0-0' }),
+        signal === undefined ? {} : send(signal),
+      );
+      (output.Body as { destroy?: () => void } | undefined)?.destroy?.();
+      return error;
+    } catch (explained) {
+      return s3ErrorInfo(explained).status === 403 ? explained : error;
     }
   }
 }
