@@ -16,7 +16,8 @@ export type StorageErrorCode =
   | 'E_PERMISSION_DENIED'
   | 'E_UPLOAD_FAILED'
   | 'E_UPLOAD_NOT_FOUND'
-  | 'E_INVALID_TRANSITION';
+  | 'E_INVALID_TRANSITION'
+  | 'E_KEY_TAKEN';
 
 export interface StorageErrorOptions {
   /** The key the operation was about, if any. */
@@ -130,6 +131,7 @@ const STORAGE_ERROR_NAMES = new Set([
   'UploadFailedError',
   'UploadNotFoundError',
   'InvalidTransitionError',
+  'StorageKeyTakenError',
 ]);
 
 export const isStorageError = (error: unknown): error is StorageError =>

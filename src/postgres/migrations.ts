@@ -2,7 +2,15 @@
  * The schema of the Postgres store, as numbered migrations. `migrate()` applies the missing
  * ones in one transaction under an advisory lock, so two processes starting at once are safe.
  */
-import { StorageConfigError } from '../errors.js';
+import { StorageConfigError, StorageError } from '../errors.js';
+import {
+  failOutrankedUploadingSql,
+  INTERRUPTED_MESSAGE,
+  LIVE_KEY_PREDICATE,
+  LIVE_STORAGE_KEY_INDEX,
+  sharedLiveKeysSql,
+  sharedStoredKeysMessage,
+} from '../upload/sql-rows.js';
 
 export interface Queryable {
   query<R extends Record<string, unknown> = Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
@@ -33,8 +41,17 @@ export function quoteSchema(schema: string): string {
   return `"${schema}"`;
 }
 
-const MIGRATIONS: Array<(s: string) => string> = [
-  (s) => `
+/** One migration: statements on the migrating transaction's connection; a throw rolls them all back. */
+type Migration = (db: Queryable, s: string, schema: string) => Promise<void>;
+
+const sql =
+  (text: (s: string) => string): Migration =>
+  async (db, s) => {
+    await db.query(text(s));
+  };
+
+const MIGRATIONS: Migration[] = [
+  sql((s) => `
     CREATE TABLE IF NOT EXISTS ${s}.upload_batch (
       id uuid PRIMARY KEY,
       created_by text,
@@ -94,13 +111,26 @@ const MIGRATIONS: Array<(s: string) => string> = [
       is_active boolean NOT NULL DEFAULT true,
       created_at timestamptz NOT NULL DEFAULT now()
     );
-  `,
+  `),
   // The relay compares next_attempt_at with its own clock, in milliseconds (a JS Date). A
   // default in microseconds could put a new event a fraction of a millisecond in the future of
   // a relay that looks right after the commit, so it would wait for the next poll.
-  (s) => `
+  sql((s) => `
     ALTER TABLE ${s}.outbox_event ALTER COLUMN next_attempt_at SET DEFAULT date_trunc('milliseconds', now());
-  `,
+  `),
+  // One live file per storage key, so two uploads can never share a key (and overwrite each
+  // other's object on servers without conditional writes). Older versions created uploading
+  // records with the key they meant to use; those that lost the key are failed first. Stored
+  // files sharing a key are data the old race already lost: refused, for a person to decide.
+  async (db, s, schema) => {
+    await db.query(failOutrankedUploadingSql(`${s}.upload_file`, `date_trunc('milliseconds', now())`, '$1'), [INTERRUPTED_MESSAGE]);
+    const { rows } = await db.query<{ storage_key: string; total: number | string }>(sharedLiveKeysSql(`${s}.upload_file`));
+    if (rows.length > 0) {
+      const keys = rows.map((row) => row.storage_key);
+      throw new StorageError(sharedStoredKeysMessage(`Postgres schema "${schema}"`, `${s}.upload_file`, keys, Number(rows[0]?.total)));
+    }
+    await db.query(`CREATE UNIQUE INDEX IF NOT EXISTS ${LIVE_STORAGE_KEY_INDEX} ON ${s}.upload_file (storage_key) WHERE ${LIVE_KEY_PREDICATE}`);
+  },
 ];
 
 /**
@@ -123,7 +153,7 @@ export async function migrate(pool: PoolLike, options: { schema?: string } = {})
     for (const [index, migration] of MIGRATIONS.entries()) {
       const version = index + 1;
       if (done.has(version)) continue;
-      await client.query(migration(s));
+      await migration(client, s, schema);
       await client.query(`INSERT INTO ${s}.doorito_migration (version) VALUES ($1)`, [version]);
       applied += 1;
     }

@@ -1,176 +1,12 @@
-import { randomUUID } from 'node:crypto';
-import type { OutboxEvent, UploadBatch, UploadFile } from '../upload/model.js';
-import {
-  defaultIdempotencyKey,
-  type EmitResult,
-  type FilePage,
-  type FileQuery,
-  type NewOutboxEvent,
-  type OutboxEmitter,
-  type UnitOfWork,
-  type UploadFilePatch,
-  type UploadRepository,
-  type UploadTransaction,
-} from '../upload/ports.js';
+import type { OutboxEvent } from '../upload/model.js';
+import type { OutboxEmitter, UnitOfWork, UploadRepository, UploadTransaction } from '../upload/ports.js';
 import { StorageConfigError } from '../errors.js';
-import { OUTBOX_CHANNEL, listenOnClient, listenOnPool, type Listen } from './listen.js';
-import { migrate, quoteSchema, type PoolLike, type Queryable } from './migrations.js';
+import { listenOnClient, listenOnPool, type Listen } from './listen.js';
+import { migrate, quoteSchema, type PoolLike } from './migrations.js';
 import { PostgresOutbox } from './postgres-outbox.js';
+import { PostgresView, TransactionConnection } from './postgres-view.js';
 import { SerializedClient, type ClientLike } from './single-client.js';
-import { FILE_COLUMNS } from '../upload/sql-rows.js';
-import { isUuid, toBatch, toEvent, toFile, type Row } from './rows.js';
-
-
-/** Repository and emitter statements over one connection (or the pool). */
-class PostgresView implements UploadRepository, OutboxEmitter {
-  constructor(
-    private readonly db: Queryable,
-    private readonly s: string,
-    /** The schema's plain name: NOTIFY payloads start with it, so each store wakes only for its own events. */
-    private readonly schemaName: string,
-  ) {}
-
-  async createFile(f: UploadFile): Promise<void> {
-    await this.db.query(
-      `INSERT INTO ${this.s}.upload_file (id, batch_id, uploaded_by, storage_key, original_filename, content_type, size_bytes, sha256,
-         metadata, status, error_code, error_message, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-      [f.id, f.batchId ?? null, f.uploadedBy ?? null, f.storageKey, f.originalFilename, f.contentType, f.sizeBytes, f.sha256,
-        JSON.stringify(f.metadata), f.status, f.errorCode ?? null, f.errorMessage ?? null, f.createdAt, f.updatedAt],
-    );
-  }
-
-  async getFile(id: string): Promise<UploadFile | undefined> {
-    if (!isUuid(id)) return undefined;
-    const { rows } = await this.db.query(`SELECT * FROM ${this.s}.upload_file WHERE id = $1`, [id]);
-    return rows[0] === undefined ? undefined : toFile(rows[0]);
-  }
-
-  async updateFile(id: string, patch: UploadFilePatch, options: { expectedStatus?: UploadFile['status']; now?: Date } = {}) {
-    if (!isUuid(id)) return undefined;
-    const sets: string[] = [];
-    const values: unknown[] = [id];
-    for (const [key, column] of Object.entries(FILE_COLUMNS) as Array<[keyof UploadFilePatch, string]>) {
-      if (!(key in patch)) continue;
-      const value = patch[key];
-      values.push(key === 'metadata' ? JSON.stringify(value) : (value ?? null));
-      sets.push(`${column} = $${values.length}`);
-    }
-    values.push(options.now ?? new Date());
-    sets.push(`updated_at = $${values.length}`);
-    let where = 'id = $1';
-    if (options.expectedStatus !== undefined) {
-      values.push(options.expectedStatus);
-      where += ` AND status = $${values.length}`;
-    }
-    // The status condition in the same UPDATE makes it a compare-and-set (row lock, re-checked).
-    const { rows } = await this.db.query(`UPDATE ${this.s}.upload_file SET ${sets.join(', ')} WHERE ${where} RETURNING *`, values);
-    return rows[0] === undefined ? undefined : toFile(rows[0]);
-  }
-
-  async deleteFile(id: string): Promise<void> {
-    if (!isUuid(id)) return;
-    await this.db.query(`DELETE FROM ${this.s}.upload_file WHERE id = $1`, [id]);
-  }
-
-  async listBatchFiles(batchId: string): Promise<UploadFile[]> {
-    const { rows } = await this.db.query(`SELECT * FROM ${this.s}.upload_file WHERE batch_id = $1 ORDER BY created_at, id`, [batchId]);
-    return rows.map(toFile);
-  }
-
-  #where(query: Omit<FileQuery, 'limit'>, values: unknown[]): string {
-    values.push(query.statuses, query.createdBefore);
-    let where = `status = ANY($${values.length - 1}) AND created_at < $${values.length}`;
-    if (query.createdFrom !== undefined) {
-      values.push(query.createdFrom);
-      where += ` AND created_at >= $${values.length}`;
-    }
-    return where;
-  }
-
-  async findFiles(query: FileQuery): Promise<UploadFile[]> {
-    const values: unknown[] = [];
-    const where = this.#where(query, values);
-    values.push(query.limit);
-    const { rows } = await this.db.query(`SELECT * FROM ${this.s}.upload_file WHERE ${where} ORDER BY created_at, id LIMIT $${values.length}`, values);
-    return rows.map(toFile);
-  }
-
-  async countFiles(query: Omit<FileQuery, 'limit'>): Promise<number> {
-    const values: unknown[] = [];
-    const where = this.#where(query, values);
-    const { rows } = await this.db.query(`SELECT count(*)::int AS n FROM ${this.s}.upload_file WHERE ${where}`, values);
-    return Number(rows[0]?.['n'] ?? 0);
-  }
-
-  async listFiles(page: FilePage): Promise<UploadFile[]> {
-    const values: unknown[] = [page.limit];
-    const where: string[] = [];
-    if (page.statuses !== undefined) {
-      values.push(page.statuses);
-      where.push(`status = ANY($${values.length})`);
-    }
-    if (page.after !== undefined) {
-      if (!isUuid(page.after.id)) return [];
-      values.push(page.after.createdAt, page.after.id);
-      where.push(`(created_at, id) < ($${values.length - 1}, $${values.length})`);
-    }
-    const { rows } = await this.db.query(
-      `SELECT * FROM ${this.s}.upload_file ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY created_at DESC, id DESC LIMIT $1`,
-      values,
-    );
-    return rows.map(toFile);
-  }
-
-  async findFilesByStorageKey(key: string): Promise<UploadFile[]> {
-    const { rows } = await this.db.query(`SELECT * FROM ${this.s}.upload_file WHERE storage_key = $1 ORDER BY created_at, id`, [key]);
-    return rows.map(toFile);
-  }
-
-  async createBatch(b: UploadBatch): Promise<UploadBatch> {
-    const inserted = await this.db.query(
-      `INSERT INTO ${this.s}.upload_batch (id, created_by, status, idempotency_key, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
-      [b.id, b.createdBy ?? null, b.status, b.idempotencyKey, b.createdAt, b.updatedAt],
-    );
-    if (inserted.rows[0] !== undefined) return toBatch(inserted.rows[0]);
-    const { rows } = await this.db.query(`SELECT * FROM ${this.s}.upload_batch WHERE idempotency_key = $1`, [b.idempotencyKey]);
-    return toBatch(rows[0] as Row);
-  }
-
-  async getBatch(id: string): Promise<UploadBatch | undefined> {
-    if (!isUuid(id)) return undefined;
-    const { rows } = await this.db.query(`SELECT * FROM ${this.s}.upload_batch WHERE id = $1`, [id]);
-    return rows[0] === undefined ? undefined : toBatch(rows[0]);
-  }
-
-  async updateBatch(id: string, patch: Pick<UploadBatch, 'status'>, now?: Date): Promise<UploadBatch | undefined> {
-    if (!isUuid(id)) return undefined;
-    const { rows } = await this.db.query(`UPDATE ${this.s}.upload_batch SET status = $2, updated_at = $3 WHERE id = $1 RETURNING *`, [
-      id,
-      patch.status,
-      now ?? new Date(),
-    ]);
-    return rows[0] === undefined ? undefined : toBatch(rows[0]);
-  }
-
-  async emit(input: NewOutboxEvent): Promise<EmitResult> {
-    const key = input.idempotencyKey ?? defaultIdempotencyKey(input);
-    const inserted = await this.db.query(
-      `INSERT INTO ${this.s}.outbox_event (id, aggregate_type, aggregate_id, event_type, payload, idempotency_key)
-       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_type, idempotency_key) DO NOTHING RETURNING *`,
-      [randomUUID(), input.aggregateType, input.aggregateId, input.eventType, JSON.stringify(input.payload), key],
-    );
-    const row = inserted.rows[0];
-    if (row !== undefined) {
-      // Delivered to listeners when (and only if) the transaction commits.
-      await this.db.query('SELECT pg_notify($1, $2)', [OUTBOX_CHANNEL, `${this.schemaName}:${String(row['id'])}`]);
-      return { event: toEvent(row), duplicate: false };
-    }
-    const { rows } = await this.db.query(`SELECT * FROM ${this.s}.outbox_event WHERE event_type = $1 AND idempotency_key = $2`, [input.eventType, key]);
-    return { event: toEvent(rows[0] as Row), duplicate: true };
-  }
-}
+import { toEvent } from './rows.js';
 
 /** Options of {@link PostgresUploadStore}: a pool, or one connected client. */
 export type PostgresUploadStoreOptions = (
@@ -256,7 +92,7 @@ export class PostgresUploadStore extends PostgresOutbox implements UnitOfWork {
     let broken = false;
     try {
       await client.query('BEGIN');
-      const view = new PostgresView(client, this.#schema, this.#schemaName);
+      const view = new PostgresView(new TransactionConnection(client), this.#schema, this.#schemaName);
       const result = await fn({ repository: view, outbox: view });
       await client.query('COMMIT');
       return result;

@@ -4,14 +4,24 @@
  * safe: the second waits for the write lock, then finds nothing left to do.
  */
 import type Database from 'better-sqlite3';
+import { StorageError } from '../errors.js';
+import {
+  failOutrankedUploadingSql,
+  INTERRUPTED_MESSAGE,
+  LIVE_KEY_PREDICATE,
+  LIVE_STORAGE_KEY_INDEX,
+  sharedLiveKeysSql,
+  sharedStoredKeysMessage,
+} from '../upload/sql-rows.js';
 
 /** Milliseconds since the epoch, now (for column defaults; the store always passes its own instants). */
 const NOW_MS = `(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))`;
 
 // Instants are INTEGER milliseconds since the epoch: a JS Date round-trips exactly, which the
 // lease compare-and-set (`next_attempt_at = ?`) relies on. STRICT tables refuse a value of the
-// wrong type instead of storing it as text.
-const MIGRATIONS: string[] = [
+// wrong type instead of storing it as text. A migration is SQL, or a function of the connection
+// (inside the migrating transaction: a throw rolls it all back).
+const MIGRATIONS: Array<string | ((db: Database.Database) => void)> = [
   `
     CREATE TABLE IF NOT EXISTS upload_batch (
       id TEXT PRIMARY KEY,
@@ -73,6 +83,19 @@ const MIGRATIONS: string[] = [
       created_at INTEGER NOT NULL DEFAULT ${NOW_MS}
     ) STRICT;
   `,
+  // One live file per storage key, so two uploads can never share a key (and overwrite each
+  // other's object). Older versions created uploading records with the key they meant to use;
+  // those that lost the key are failed first. Stored files sharing a key are data the old race
+  // already lost: refused, for a person to decide.
+  (db) => {
+    db.prepare(failOutrankedUploadingSql('upload_file', NOW_MS, '?')).run(INTERRUPTED_MESSAGE);
+    const rows = db.prepare<[], { storage_key: string; total: number }>(sharedLiveKeysSql('upload_file')).all();
+    if (rows.length > 0) {
+      const where = `SQLite database "${db.name}"`;
+      throw new StorageError(sharedStoredKeysMessage(where, 'upload_file', rows.map((row) => row.storage_key), Number(rows[0]?.total)));
+    }
+    db.exec(`CREATE UNIQUE INDEX IF NOT EXISTS ${LIVE_STORAGE_KEY_INDEX} ON upload_file (storage_key) WHERE ${LIVE_KEY_PREDICATE}`);
+  },
 ];
 
 /**
@@ -100,7 +123,8 @@ export function migrate(database: Database.Database): { applied: number } {
     for (const [index, migration] of MIGRATIONS.entries()) {
       const version = index + 1;
       if (done.has(version)) continue;
-      database.exec(migration);
+      if (typeof migration === 'string') database.exec(migration);
+      else migration(database);
       record.run(version, Date.now());
       applied += 1;
     }

@@ -77,6 +77,8 @@ export class SqliteUploadStore implements UnitOfWork, OutboxStore {
       countFiles: (query) => q(() => view.countFiles(query)),
       listFiles: (page) => q(() => view.listFiles(page)),
       findFilesByStorageKey: (key) => q(() => view.findFilesByStorageKey(key)),
+      claimStorageKey: (id, key, now) => q(() => view.claimStorageKey(id, key, now)),
+      findLiveStorageKeys: (keys) => q(() => view.findLiveStorageKeys(keys)),
       createBatch: (batch) => q(() => view.createBatch(batch)),
       getBatch: (id) => q(() => view.getBatch(id)),
       updateBatch: (id, patch, now) => q(() => view.updateBatch(id, patch, now)),

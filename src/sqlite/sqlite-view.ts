@@ -4,6 +4,7 @@
  * inside its transaction or on their own.
  */
 import { randomUUID } from 'node:crypto';
+import { StorageKeyTakenError } from '../upload/errors.js';
 import type { UploadBatch, UploadFile } from '../upload/model.js';
 import {
   defaultIdempotencyKey,
@@ -15,8 +16,9 @@ import {
   type UploadFilePatch,
   type UploadRepository,
 } from '../upload/ports.js';
-import { FILE_COLUMNS } from '../upload/sql-rows.js';
+import { FILE_COLUMNS, LIVE_KEY_PREDICATE, LIVE_STATUS_PREDICATE, patchMayTakeKey } from '../upload/sql-rows.js';
 import { ms, toBatch, toEvent, toFile, type Row, type Statements } from './rows.js';
+import { isLiveKeyViolation } from './sql-errors.js';
 
 
 export interface ViewHooks {
@@ -35,8 +37,27 @@ export class SqliteView implements UploadRepository, OutboxEmitter {
     this.#hooks = hooks;
   }
 
+  /**
+   * Run `statement`; a violation of the live storage-key index becomes `onTaken()` instead.
+   * SQLite undoes only the failed statement (ON CONFLICT ABORT), so a transaction stays usable.
+   */
+  #keyed<T>(statement: () => T, onTaken: (error: unknown) => T): T {
+    try {
+      return statement();
+    } catch (error) {
+      if (!isLiveKeyViolation(error)) throw error;
+      return onTaken(error);
+    }
+  }
+
   async createFile(f: UploadFile): Promise<void> {
     this.#hooks.check();
+    this.#keyed(() => this.#insertFile(f), (error) => {
+      throw new StorageKeyTakenError(f.storageKey, { cause: error });
+    });
+  }
+
+  #insertFile(f: UploadFile): void {
     this.#sql.run(
       `INSERT INTO upload_file (id, batch_id, uploaded_by, storage_key, original_filename, content_type, size_bytes, sha256,
          metadata, status, error_code, error_message, created_at, updated_at)
@@ -70,8 +91,37 @@ export class SqliteView implements UploadRepository, OutboxEmitter {
       values.push(options.expectedStatus);
     }
     // The status condition in the same UPDATE makes it a compare-and-set.
-    const row = this.#sql.one(`UPDATE upload_file SET ${sets.join(', ')} WHERE ${where} RETURNING *`, ...values);
+    const update = () => this.#sql.one(`UPDATE upload_file SET ${sets.join(', ')} WHERE ${where} RETURNING *`, ...values);
+    const row = !patchMayTakeKey(patch)
+      ? update()
+      : this.#keyed(update, (error) => {
+          // A status back to live keeps the file's key: read it back for the error (the row is unchanged).
+          const key = patch.storageKey ?? String(this.#sql.one('SELECT storage_key FROM upload_file WHERE id = ?', id)?.['storage_key'] ?? '');
+          throw new StorageKeyTakenError(key, { cause: error });
+        });
     return row === undefined ? undefined : toFile(row);
+  }
+
+  async claimStorageKey(id: string, key: string, now?: Date): Promise<boolean> {
+    this.#hooks.check();
+    // One UPDATE: the UNIQUE index decides, also between connections and processes on the file.
+    const claim = () =>
+      this.#sql.run(`UPDATE upload_file SET storage_key = ?, updated_at = ? WHERE id = ? AND ${LIVE_STATUS_PREDICATE}`, key, ms(now ?? new Date()), id)
+        .changes > 0;
+    return this.#keyed(claim, () => false);
+  }
+
+  async findLiveStorageKeys(keys: readonly string[]): Promise<Set<string>> {
+    this.#hooks.check();
+    if (keys.length === 0) return new Set();
+    // A JSON array parameter: one prepared statement for any number of keys, and no limit on
+    // bound parameters. CROSS JOIN keeps the keys as the outer loop, one search of the live-key
+    // index each; left to itself, the planner scans upload_file_status_idx (every live file).
+    const rows = this.#sql.all(
+      `SELECT storage_key FROM json_each(?) AS asked CROSS JOIN upload_file WHERE storage_key = asked.value AND ${LIVE_KEY_PREDICATE}`,
+      JSON.stringify(keys),
+    );
+    return new Set(rows.map((row) => String(row['storage_key'])));
   }
 
   async deleteFile(id: string): Promise<void> {

@@ -34,9 +34,30 @@ export class InvalidTransitionError extends StorageError {
   }
 }
 
+/**
+ * Another live upload (`uploading`, `stored` or `processed`) holds the storage key, so this
+ * record may not name it: two live records with one key would let one upload replace the other's
+ * object. Nothing was changed.
+ */
+export class StorageKeyTakenError extends StorageError {
+  override name = 'StorageKeyTakenError';
+  /** The storage key that is taken. */
+  declare readonly key: string;
+  constructor(key: string, options: { cause?: unknown } = {}) {
+    super(
+      `Storage key "${key}" is taken: another live upload (uploading, stored or processed) holds it. ` +
+        `Claim a different key (claimStorageKey), or mark that upload failed or deleted first.`,
+      'E_KEY_TAKEN',
+      { key, cause: options.cause },
+    );
+  }
+}
+
 export const isUploadFailedError = (error: unknown): error is UploadFailedError =>
   error instanceof UploadFailedError || (error instanceof Error && error.name === 'UploadFailedError');
 export const isUploadNotFoundError = (error: unknown): error is UploadNotFoundError =>
   error instanceof UploadNotFoundError || (error instanceof Error && error.name === 'UploadNotFoundError');
 export const isInvalidTransitionError = (error: unknown): error is InvalidTransitionError =>
   error instanceof InvalidTransitionError || (error instanceof Error && error.name === 'InvalidTransitionError');
+export const isStorageKeyTakenError = (error: unknown): error is StorageKeyTakenError =>
+  error instanceof StorageKeyTakenError || (error instanceof Error && error.name === 'StorageKeyTakenError');

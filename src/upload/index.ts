@@ -1,4 +1,5 @@
 export { UploadService, AGGREGATE_TYPE, type CreateUploadFileInput, type UploadServiceDeps } from './upload-service.js';
+export type { ReconcileOptions, ReconcileReport } from './reconcile.js';
 export { MemoryUploadStore } from './memory-store.js';
 export {
   DEFAULT_ATTACHMENT_TYPES,
@@ -13,6 +14,7 @@ export type * from './model.js';
 export {
   defaultIdempotencyKey,
   LEASE_EXPIRED_MESSAGE,
+  LIVE_FILE_STATUSES,
   type ClaimOptions,
   type CompletedDelivery,
   type DeliveryOutcome,

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { StorageKeyTakenError } from './errors.js';
 import type { OutboxDelivery, OutboxEvent, UploadBatch, UploadFile, WebhookEndpoint } from './model.js';
 import {
   defaultIdempotencyKey,
+  heldStorageKey,
   LEASE_EXPIRED_MESSAGE,
+  LIVE_FILE_STATUSES,
   type ClaimOptions,
   type CompletedDelivery,
   type DeliveryOutcome,
@@ -21,6 +24,8 @@ import {
 
 interface State {
   files: Map<string, UploadFile>;
+  /** The non-empty storage key of every live file, to that file's id (the UNIQUE index of the SQL stores). */
+  liveKeys: Map<string, string>;
   batches: Map<string, UploadBatch>;
   events: OutboxDelivery[];
   endpoints: WebhookEndpoint[];
@@ -54,7 +59,27 @@ class StateView implements UploadRepository, OutboxEmitter {
 
   async createFile(file: UploadFile): Promise<void> {
     if (this.state().files.has(file.id)) throw new Error(`upload file ${file.id} already exists`);
-    this.state().files.set(file.id, copy(file));
+    this.#checkKey(file.id, file);
+    this.#put(copy(file));
+  }
+
+  /** Throws StorageKeyTakenError when another live file holds the key that `file` (as file `id`) would hold. */
+  #checkKey(id: string, file: Pick<UploadFile, 'status' | 'storageKey'>): void {
+    const key = heldStorageKey(file);
+    if (key === undefined) return;
+    const holder = this.state().liveKeys.get(key);
+    if (holder !== undefined && holder !== id) throw new StorageKeyTakenError(key);
+  }
+
+  /** Store `file`, moving its claim in the key index from its previous version's key. */
+  #put(file: UploadFile): void {
+    const { files, liveKeys } = this.state();
+    const previous = files.get(file.id);
+    const released = previous === undefined ? undefined : heldStorageKey(previous);
+    if (released !== undefined && liveKeys.get(released) === file.id) liveKeys.delete(released);
+    files.set(file.id, file);
+    const held = heldStorageKey(file);
+    if (held !== undefined) liveKeys.set(held, file.id);
   }
 
   async getFile(id: string): Promise<UploadFile | undefined> {
@@ -67,12 +92,32 @@ class StateView implements UploadRepository, OutboxEmitter {
     if (file === undefined) return undefined;
     if (options.expectedStatus !== undefined && file.status !== options.expectedStatus) return undefined;
     const updated: UploadFile = { ...file, ...copy(patch), updatedAt: options.now ?? new Date() };
-    this.state().files.set(id, updated);
+    this.#checkKey(id, updated);
+    this.#put(updated);
     return copy(updated);
   }
 
+  async claimStorageKey(id: string, key: string, now?: Date): Promise<boolean> {
+    const file = this.state().files.get(id);
+    if (file === undefined || !LIVE_FILE_STATUSES.includes(file.status)) return false;
+    const holder = key === '' ? undefined : this.state().liveKeys.get(key);
+    if (holder !== undefined && holder !== id) return false;
+    this.#put({ ...file, storageKey: key, updatedAt: now ?? new Date() });
+    return true;
+  }
+
+  async findLiveStorageKeys(keys: readonly string[]): Promise<Set<string>> {
+    const { liveKeys } = this.state();
+    return new Set(keys.filter((key) => liveKeys.has(key)));
+  }
+
   async deleteFile(id: string): Promise<void> {
-    this.state().files.delete(id);
+    const { files, liveKeys } = this.state();
+    const file = files.get(id);
+    if (file === undefined) return;
+    const held = heldStorageKey(file);
+    if (held !== undefined && liveKeys.get(held) === id) liveKeys.delete(held);
+    files.delete(id);
   }
 
   async listBatchFiles(batchId: string): Promise<UploadFile[]> {
@@ -156,8 +201,8 @@ type Locked<T> = { [K in keyof T]: T[K] };
 /**
  * In-memory upload repository, outbox, unit of work and relay store: the reference
  * implementation of the ports, and the test double. A transaction works on a copy of the state
- * and publishes it only when `fn` resolves, so a throw rolls everything back. Operations are
- * serialized.
+ * (the key index included) and publishes it only when `fn` resolves, so a throw rolls
+ * everything back. Operations are serialized.
  *
  * @example
  * const store = new MemoryUploadStore()
@@ -165,7 +210,7 @@ type Locked<T> = { [K in keyof T]: T[K] };
  * const relay = new OutboxRelay({ store })
  */
 export class MemoryUploadStore implements UnitOfWork, OutboxStore {
-  #state: State = { files: new Map(), batches: new Map(), events: [], endpoints: [] };
+  #state: State = { files: new Map(), liveKeys: new Map(), batches: new Map(), events: [], endpoints: [] };
   #queue: Promise<unknown> = Promise.resolve();
   readonly #view = new StateView(() => this.#state);
   readonly #listeners = new Set<() => void>();
@@ -187,6 +232,8 @@ export class MemoryUploadStore implements UnitOfWork, OutboxStore {
     'countFiles',
     'listFiles',
     'findFilesByStorageKey',
+    'claimStorageKey',
+    'findLiveStorageKeys',
     'createBatch',
     'getBatch',
     'updateBatch',

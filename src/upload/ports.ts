@@ -27,16 +27,58 @@ export interface FilePage {
   after?: Pick<UploadFile, 'createdAt' | 'id'>;
 }
 
-/** Stores upload files and batches. */
+/**
+ * The statuses of a live file. A live file holds its `storageKey` (when not ''): no two live
+ * files have the same non-empty key (a UNIQUE index on the SQL stores). `failed` and `deleted`
+ * files, and files whose key is '', hold nothing.
+ */
+export const LIVE_FILE_STATUSES: ReadonlyArray<UploadFileStatus> = Object.freeze(['uploading', 'stored', 'processed']);
+
+/** The key `file` holds: its storage key while it is live and the key is not ''. */
+export const heldStorageKey = (file: Pick<UploadFile, 'status' | 'storageKey'>): string | undefined =>
+  LIVE_FILE_STATUSES.includes(file.status) && file.storageKey !== '' ? file.storageKey : undefined;
+
+/**
+ * Stores upload files and batches. It also holds the claim on storage keys: a key that a live
+ * file (see {@link LIVE_FILE_STATUSES}) holds is that file's alone, so a service that claims a
+ * key here before writing under it never replaces another upload's object.
+ */
 export interface UploadRepository {
+  /**
+   * Add a file.
+   * @throws StorageKeyTakenError (nothing is stored) when `file` is live and another live file
+   * holds its non-empty `storageKey`.
+   */
   createFile(file: UploadFile): Promise<void>;
   getFile(id: string): Promise<UploadFile | undefined>;
   /**
    * Apply `patch` (and set `updatedAt`). With `expectedStatus`, only when the file still has
    * that status (compare-and-set, like `UPDATE … WHERE status = 'stored'`). Returns the
    * updated file, or undefined when it does not exist or its status differs.
+   * @throws StorageKeyTakenError (nothing is changed) when the patched file would be live and
+   * another live file holds its non-empty `storageKey`: a new key, or a status back to live.
    */
   updateFile(id: string, patch: UploadFilePatch, options?: { expectedStatus?: UploadFileStatus; now?: Date }): Promise<UploadFile | undefined>;
+  /**
+   * Atomically make `key` the `storageKey` of file `id` (and set `updatedAt` to `now`), when
+   * no other live file holds `key`; the file's previous key is released. Claiming the key the
+   * file already holds succeeds. Safe under real concurrency: of many concurrent claims of one
+   * key, exactly one succeeds. Inside a transaction, a refused claim leaves the transaction usable.
+   * @returns true when the file now holds `key`; false, changing nothing, when another live
+   * file holds it, or when file `id` does not exist or is not live.
+   * @example
+   * if (!(await repository.claimStorageKey(file.id, 'uploads/2026/11/report.txt'))) {
+   *   // taken: try 'uploads/2026/11/report-1.txt'
+   * }
+   */
+  claimStorageKey(id: string, key: string, now?: Date): Promise<boolean>;
+  /**
+   * Which of `keys` a live file holds (one query on the SQL stores; it costs what `keys` has,
+   * not what is stored).
+   * @example
+   * await repository.findLiveStorageKeys(['a.txt', 'b.txt']) // Set { 'a.txt' }: only a.txt is held
+   */
+  findLiveStorageKeys(keys: readonly string[]): Promise<Set<string>>;
   deleteFile(id: string): Promise<void>;
   listBatchFiles(batchId: string): Promise<UploadFile[]>;
   /** Oldest first. */
@@ -44,7 +86,7 @@ export interface UploadRepository {
   countFiles(query: Omit<FileQuery, 'limit'>): Promise<number>;
   /** Newest first: by `createdAt`, then `id`, descending. */
   listFiles(page: FilePage): Promise<UploadFile[]>;
-  /** Every file whose `storageKey` is `key`. */
+  /** Every file whose `storageKey` is `key`, live or not. */
   findFilesByStorageKey(key: string): Promise<UploadFile[]>;
   /** Create the batch, or return the existing one with the same `idempotencyKey`. */
   createBatch(batch: UploadBatch): Promise<UploadBatch>;

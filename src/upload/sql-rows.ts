@@ -5,7 +5,7 @@
  * back equals what was written.
  */
 import type { OutboxDelivery, OutboxEvent, UploadBatch, UploadFile, WebhookEndpoint } from './model.js';
-import type { UploadFilePatch } from './ports.js';
+import { LIVE_FILE_STATUSES, type UploadFilePatch } from './ports.js';
 
 export type Row = Record<string, unknown>;
 
@@ -27,6 +27,64 @@ export const FILE_COLUMNS: Record<keyof UploadFilePatch, string> = {
   errorMessage: 'error_message',
   metadata: 'metadata',
 };
+
+/**
+ * The live-key rule in SQL, the same on every SQL store: a live file's status, the predicate of
+ * the partial UNIQUE index on `upload_file (storage_key)`, and the index's name.
+ */
+export const LIVE_STATUS_PREDICATE = `status IN (${LIVE_FILE_STATUSES.map((status) => `'${status}'`).join(', ')})`;
+export const LIVE_KEY_PREDICATE = `${LIVE_STATUS_PREDICATE} AND storage_key <> ''`;
+export const LIVE_STORAGE_KEY_INDEX = 'upload_file_live_storage_key_idx';
+
+/**
+ * Whether this patch can make a file hold a key that another live file may hold: a new
+ * non-empty key, or a status back to live. Other patches never meet the index.
+ */
+export const patchMayTakeKey = (patch: UploadFilePatch): boolean =>
+  patch.storageKey !== '' && (patch.status === undefined ? patch.storageKey !== undefined : LIVE_FILE_STATUSES.includes(patch.status));
+
+/** What the live-key migration records on an `uploading` file that another live file outranks. */
+export const INTERRUPTED_MESSAGE =
+  'The upload never finished: another live upload holds the same storage key (marked failed when the storage-key index was added).';
+
+/**
+ * The data fix before the UNIQUE index: older versions created `uploading` records with the key
+ * they meant to use, so several live files may share one. Per key, the holder is the newest
+ * stored/processed file, or else the newest uploading one; every other `uploading` file sharing
+ * the key becomes `failed` / `interrupted`. Stored and processed files are never changed here.
+ * `table` is the (qualified) table name; `now` and `message` are SQL expressions.
+ */
+export const failOutrankedUploadingSql = (table: string, now: string, message: string): string => `
+  WITH ranked AS (
+    SELECT id, status, row_number() OVER (
+      PARTITION BY storage_key
+      ORDER BY CASE WHEN status IN ('stored', 'processed') THEN 0 ELSE 1 END, created_at DESC, id DESC
+    ) AS place
+    FROM ${table}
+    WHERE ${LIVE_KEY_PREDICATE}
+  )
+  UPDATE ${table} SET status = 'failed', error_code = 'interrupted', error_message = ${message}, updated_at = ${now}
+  WHERE id IN (SELECT id FROM ranked WHERE place > 1 AND status = 'uploading')`;
+
+/** Up to 10 keys still held by several live files (after the fix, only stored/processed ones), and how many there are. */
+export const sharedLiveKeysSql = (table: string): string => `
+  SELECT storage_key, count(*) OVER () AS total
+  FROM (SELECT storage_key FROM ${table} WHERE ${LIVE_KEY_PREDICATE} GROUP BY storage_key HAVING count(*) > 1) AS shared
+  ORDER BY storage_key
+  LIMIT 10`;
+
+/** The message of a live-key migration refused because stored/processed files share keys. */
+export function sharedStoredKeysMessage(where: string, table: string, keys: readonly string[], total: number): string {
+  const listed = keys.map((key) => JSON.stringify(key)).join(', ');
+  const more = total > keys.length ? ` and ${total - keys.length} more` : '';
+  return (
+    `Cannot add the storage-key UNIQUE index to ${where}: ${total} storage key(s) are each held by several stored or ` +
+    `processed upload files (${listed}${more}), so those uploads already replaced one another's object. Nothing was ` +
+    `changed and the migration was not applied. For each key, keep the one file whose record matches the stored object ` +
+    `and mark the others failed (UPDATE ${table} SET status = 'failed', error_code = 'duplicate_key' WHERE id IN (…)); ` +
+    `then migrate again.`
+  );
+}
 
 const isNull = (value: unknown): value is null | undefined => value === null || value === undefined;
 

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { Transform, pipeline } from 'node:stream';
-import { attachmentDisposition, discard, normalizeContent, toStream } from '../content.js';
+import { MAX_NAME_ATTEMPTS, attachmentDisposition, discard, normalizeContent, toStream } from '../content.js';
 import { isStorageAbortedError } from '../errors.js';
-import { getValidName } from '../keys.js';
+import { alternativeName, getValidName } from '../keys.js';
 import type { Storage, StorageContent, StorageUrl, UrlOptions } from '../types.js';
-import { InvalidTransitionError, UploadFailedError, UploadNotFoundError } from './errors.js';
+import { InvalidTransitionError, UploadFailedError, UploadNotFoundError, isStorageKeyTakenError } from './errors.js';
 import type { FileExpiringPayload, FileStoredPayload, UploadBatch, UploadErrorCode, UploadFile, UploadFileStatus } from './model.js';
 import {
   DEFAULT_ATTACHMENT_TYPES,
@@ -15,6 +15,7 @@ import {
   type UploadServiceOptions,
 } from './options.js';
 import type { UnitOfWork, UploadRepository } from './ports.js';
+import { reconcileUploads, type ReconcileOptions, type ReconcileReport } from './reconcile.js';
 
 export interface UploadServiceDeps extends UploadServiceOptions {
   storage: Storage;
@@ -116,14 +117,30 @@ export class UploadService {
     if (source.size !== undefined && source.size > this.#maxSizeBytes) {
       return this.#refuse(file, source, 'file_too_large', this.#tooLargeMessage());
     }
-    // The record exists before any byte is stored, so no object is ever untracked.
+    // The record exists, holding its key, before any byte is stored: after a crash at any
+    // point, whatever the storage holds is under a key a record names.
+    let recorded: UploadFile;
     try {
-      await this.#repository.createFile(file);
+      recorded = await this.#record(file);
     } catch (error) {
       discard(source);
       throw new UploadFailedError(file.id, `Could not record upload "${file.originalFilename}"; nothing was stored.`, { cause: error });
     }
-    return this.#store(file, name, source, input);
+    return this.#store(recorded, name, source, input);
+  }
+
+  /** Create the record under its key, or a free alternative when another live upload holds it. */
+  async #record(file: UploadFile): Promise<UploadFile> {
+    let candidate = file;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.#repository.createFile(candidate);
+        return candidate;
+      } catch (error) {
+        if (!isStorageKeyTakenError(error) || attempt >= MAX_NAME_ATTEMPTS) throw error;
+        candidate = { ...file, storageKey: alternativeName(file.storageKey) };
+      }
+    }
   }
 
   /** `allowedTypes` entries are exact types or `type/*` wildcards. */
@@ -167,9 +184,19 @@ export class UploadService {
     // storage's abort, which destroys it) stops the source.
     pipeline(toStream(source), guard, () => undefined);
     const attachment = this.#attachmentTypes.has(file.contentType);
+    // The storage asks before it writes under a key other than the one the record holds (its
+    // name was taken there): the record moves to it first, so it always names what is stored.
+    let held = file.storageKey;
+    const reserveKey = async (candidate: string): Promise<boolean> => {
+      if (candidate === held) return true;
+      if (!(await this.#repository.claimStorageKey(file.id, candidate, this.#clock()))) return false;
+      held = candidate;
+      return true;
+    };
     let key: string;
     try {
       ({ key } = await this.#storage.save(file.storageKey, guard, {
+        reserveKey,
         contentType: file.contentType,
         ...(attachment ? { contentDisposition: attachmentDisposition(name) } : {}),
         ...(input.signal === undefined ? {} : { signal: input.signal }),
@@ -308,6 +335,25 @@ export class UploadService {
       deleted += 1;
     }
     return { deleted, remaining: await this.#repository.countFiles(query) };
+  }
+
+  /**
+   * Repair what crashes, outages and lost clean-ups left, at most `limit` items per step:
+   * 1. `uploading` records older than the grace period are marked failed (`interrupted`);
+   * 2. unfinished writes under the upload prefix (S3 multipart uploads and claims, FS temp
+   *    files) older than it are removed;
+   * 3. objects under the upload prefix that no live record owns, older than it, are deleted;
+   * 4. `stored`/`processed` records whose object is gone are marked failed (`object_missing`).
+   * With `dryRun`, only counts. Call it again with the returned `cursor` until it has none.
+   * The upload prefix is the fixed start of `keyTemplate` (`uploads/`): keep other data out of it.
+   * @example
+   * let report = await uploads.reconcile()
+   * while (report.cursor) report = await uploads.reconcile({ cursor: report.cursor })
+   */
+  async reconcile(options: ReconcileOptions = {}): Promise<ReconcileReport> {
+    const fixed = this.#keyTemplate.slice(0, this.#keyTemplate.includes('%') ? this.#keyTemplate.indexOf('%') : undefined);
+    const uploadPrefix = fixed.slice(0, fixed.lastIndexOf('/') + 1);
+    return reconcileUploads({ storage: this.#storage, repository: this.#repository, uploadPrefix, now: this.#clock() }, options);
   }
 
   /** Emit `file.expiring` once per live file that expires within `notifyHours`. */

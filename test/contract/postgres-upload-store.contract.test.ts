@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isStorageError, isStorageKeyTakenError, type UploadFile } from '../../src/index.js';
 import { OUTBOX_CHANNEL, PostgresUploadStore, migrate } from '../../src/postgres/index.js';
 import { outboxRelayContract } from './outbox-relay-contract.js';
 import { fileOf, uploadStoreContract } from './upload-store-contract.js';
@@ -36,12 +37,85 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
     const fresh = `${schema}_m`;
     try {
       const parallel = await Promise.all(Array.from({ length: 4 }, () => migrate(pool, { schema: fresh })));
-      expect(parallel.map((r) => r.applied).sort()).toEqual([0, 0, 0, 2]);
+      expect(parallel.map((r) => r.applied).sort()).toEqual([0, 0, 0, 3]);
       const { rows } = await pool.query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1`, [fresh]);
       expect(rows[0]?.n).toBe(5);
     } finally {
       await pool.query(`DROP SCHEMA IF EXISTS "${fresh}" CASCADE`);
     }
+  });
+
+  describe('migration 3: one live file per storage key', () => {
+    const old = `${schema}_v2`;
+    const hour = (h: number) => new Date(Date.UTC(2026, 10, 27, h));
+    /** A schema as version 2 left it: migration 3 only adds the index (after fixing the data). */
+    const atVersion2 = async () => {
+      await pool.query(`DROP SCHEMA IF EXISTS "${old}" CASCADE`);
+      await migrate(pool, { schema: old });
+      await pool.query(`DROP INDEX "${old}".upload_file_live_storage_key_idx`);
+      await pool.query(`DELETE FROM "${old}".doorito_migration WHERE version = 3`);
+      return new PostgresUploadStore({ pool, schema: old });
+    };
+    const versions = async () => (await pool.query(`SELECT version FROM "${old}".doorito_migration ORDER BY version`)).rows.map((r) => r['version']);
+    afterAll(async () => {
+      await pool.query(`DROP SCHEMA IF EXISTS "${old}" CASCADE`);
+    });
+
+    it('fails the uploading records that lost their key, leaving the stored holder and every other file as they were', async () => {
+      const store = await atVersion2();
+      const shared = 'uploads/2026/11/report.txt';
+      const racing = 'uploads/2026/11/notes.txt';
+      const stored = fileOf({ storageKey: shared, status: 'stored', sha256: 'ab', createdAt: hour(1), updatedAt: hour(1) });
+      const before = fileOf({ storageKey: shared, createdAt: hour(0), updatedAt: hour(0) });
+      const after = fileOf({ storageKey: shared, createdAt: hour(2), updatedAt: hour(2) });
+      const olderRacer = fileOf({ storageKey: racing, createdAt: hour(0) });
+      const newerRacer = fileOf({ storageKey: racing, createdAt: hour(1) });
+      const failed = fileOf({ storageKey: shared, status: 'failed', errorCode: 'aborted' });
+      const alone = fileOf();
+      const files = [stored, before, after, olderRacer, newerRacer, failed, alone];
+      for (const f of files) await store.repository.createFile(f);
+
+      expect(await migrate(pool, { schema: old })).toEqual({ applied: 1 });
+      expect(await versions()).toEqual([1, 2, 3]);
+      for (const f of [stored, newerRacer, failed, alone]) expect(await store.repository.getFile(f.id)).toEqual(f);
+      for (const f of [before, after, olderRacer]) {
+        const got = await store.repository.getFile(f.id);
+        expect(got).toMatchObject({ ...f, status: 'failed', errorCode: 'interrupted', updatedAt: expect.any(Date) });
+        expect(got?.errorMessage).toMatch(/another live upload holds the same storage key/u);
+      }
+      // The index holds from now on.
+      const late = fileOf({ storageKey: shared });
+      expect(isStorageKeyTakenError(await store.repository.createFile(late).catch((e: unknown) => e))).toBe(true);
+      expect(await store.repository.findLiveStorageKeys([shared, racing])).toEqual(new Set([shared, racing]));
+    });
+
+    it('refuses to migrate when stored files share keys, naming the schema and the keys, and changes nothing', async () => {
+      const store = await atVersion2();
+      const keys = Array.from({ length: 12 }, (_, i) => `uploads/2026/11/dup-${String(i).padStart(2, '0')}.txt`);
+      const pairs: UploadFile[][] = keys.map((k) => [fileOf({ storageKey: k, status: 'stored' }), fileOf({ storageKey: k, status: 'processed' })]);
+      const loser = fileOf({ storageKey: keys[0]!, createdAt: hour(5) });
+      for (const f of [...pairs.flat(), loser]) await store.repository.createFile(f);
+
+      const error = await migrate(pool, { schema: old }).catch((e: unknown) => e);
+      expect(isStorageError(error)).toBe(true);
+      const message = (error as Error).message;
+      expect(message).toContain(`Postgres schema "${old}"`);
+      for (const k of keys.slice(0, 10)) expect(message).toContain(`"${k}"`);
+      expect(message).not.toContain(`"${keys[10]!}"`);
+      expect(message).toContain('and 2 more');
+      expect(message).toMatch(/keep the one file .* mark the others failed/u);
+      expect(await versions()).toEqual([1, 2]);
+      const { rows } = await pool.query(`SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND indexname = 'upload_file_live_storage_key_idx'`, [old]);
+      expect(rows).toEqual([]);
+      // Rolled back as a whole: not even the uploading record that lost its key was touched.
+      expect(await store.repository.getFile(loser.id)).toEqual(loser);
+
+      // Doing what the message says lets the migration through.
+      for (const [, second] of pairs) await store.repository.updateFile(second!.id, { status: 'failed', errorCode: 'duplicate_key' });
+      expect(await migrate(pool, { schema: old })).toEqual({ applied: 1 });
+      expect(await store.repository.getFile(loser.id)).toMatchObject({ status: 'failed', errorCode: 'interrupted' });
+      expect(await store.repository.getFile(pairs[0]![0]!.id)).toEqual(pairs[0]![0]);
+    });
   });
 
   it('refuses a schema name that is not a plain identifier', () => {
@@ -105,7 +179,7 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
       const fresh = `${schema}_c`;
       try {
         const store = new PostgresUploadStore({ client: await connect(), schema: fresh });
-        expect(await store.migrate()).toEqual({ applied: 2 });
+        expect(await store.migrate()).toEqual({ applied: 3 });
         expect(await store.migrate()).toEqual({ applied: 0 });
         // Statements queue behind a transaction that awaits, instead of slipping into it.
         const file = fileOf();

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isStorageConfigError, type OutboxDelivery } from '../../src/index.js';
+import { isStorageConfigError, isStorageError, isStorageKeyTakenError, type OutboxDelivery, type UploadFile } from '../../src/index.js';
 import { SqliteUploadStore, migrate } from '../../src/sqlite/index.js';
 import { outboxRelayContract } from './outbox-relay-contract.js';
 import { fileOf, uploadStoreContract } from './upload-store-contract.js';
@@ -65,12 +65,81 @@ describe('SqliteUploadStore [sqlite]', () => {
   it('migrates idempotently, recording the version, on several connections to one file', () => {
     const a = connection();
     const b = connection();
-    expect(migrate(a)).toEqual({ applied: 1 });
+    expect(migrate(a)).toEqual({ applied: 2 });
     expect(migrate(a)).toEqual({ applied: 0 });
     expect(migrate(b)).toEqual({ applied: 0 });
-    expect(a.prepare('SELECT version FROM doorito_migration').all()).toEqual([{ version: 1 }]);
+    expect(a.prepare('SELECT version FROM doorito_migration ORDER BY version').all()).toEqual([{ version: 1 }, { version: 2 }]);
     const tables = a.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).pluck().all();
     expect(tables).toEqual(['doorito_migration', 'outbox_event', 'upload_batch', 'upload_file', 'webhook_endpoint']);
+  });
+
+  describe('migration 2: one live file per storage key', () => {
+    const hour = (h: number) => new Date(Date.UTC(2026, 10, 27, h));
+    /** A file as version 1 left it: migration 2 only adds the index (after fixing the data). */
+    const atVersion1 = () => {
+      const db = connection();
+      migrate(db);
+      db.exec(`DROP INDEX upload_file_live_storage_key_idx; DELETE FROM doorito_migration WHERE version = 2`);
+      return { db, store: store({ database: db, migrate: false }) };
+    };
+    const versions = (db: Database.Database) => db.prepare('SELECT version FROM doorito_migration ORDER BY version').pluck().all();
+
+    it('fails the uploading records that lost their key, leaving the stored holder and every other file as they were', async () => {
+      const { db, store: s } = atVersion1();
+      const shared = 'uploads/2026/11/report.txt';
+      const racing = 'uploads/2026/11/notes.txt';
+      const stored = fileOf({ storageKey: shared, status: 'stored', sha256: 'ab', createdAt: hour(1), updatedAt: hour(1) });
+      const before = fileOf({ storageKey: shared, createdAt: hour(0), updatedAt: hour(0) });
+      const after = fileOf({ storageKey: shared, createdAt: hour(2), updatedAt: hour(2) });
+      const olderRacer = fileOf({ storageKey: racing, createdAt: hour(0) });
+      const newerRacer = fileOf({ storageKey: racing, createdAt: hour(1) });
+      const failed = fileOf({ storageKey: shared, status: 'failed', errorCode: 'aborted' });
+      const alone = fileOf();
+      for (const f of [stored, before, after, olderRacer, newerRacer, failed, alone]) await s.repository.createFile(f);
+
+      expect(migrate(db)).toEqual({ applied: 1 });
+      expect(versions(db)).toEqual([1, 2]);
+      for (const f of [stored, newerRacer, failed, alone]) expect(await s.repository.getFile(f.id)).toEqual(f);
+      for (const f of [before, after, olderRacer]) {
+        const got = await s.repository.getFile(f.id);
+        expect(got).toMatchObject({ ...f, status: 'failed', errorCode: 'interrupted', updatedAt: expect.any(Date) });
+        expect(got?.errorMessage).toMatch(/another live upload holds the same storage key/u);
+      }
+      const late = fileOf({ storageKey: shared });
+      expect(isStorageKeyTakenError(await s.repository.createFile(late).catch((e: unknown) => e))).toBe(true);
+    });
+
+    it('refuses to migrate when stored files share keys, naming the database and the keys, and changes nothing', async () => {
+      const { db, store: s } = atVersion1();
+      const keys = Array.from({ length: 12 }, (_, i) => `uploads/2026/11/dup-${String(i).padStart(2, '0')}.txt`);
+      const pairs: UploadFile[][] = keys.map((k) => [fileOf({ storageKey: k, status: 'stored' }), fileOf({ storageKey: k, status: 'processed' })]);
+      const loser = fileOf({ storageKey: keys[0]!, createdAt: hour(5) });
+      for (const f of [...pairs.flat(), loser]) await s.repository.createFile(f);
+
+      let error: unknown;
+      try {
+        migrate(db);
+      } catch (caught) {
+        error = caught;
+      }
+      expect(isStorageError(error)).toBe(true);
+      const message = (error as Error).message;
+      expect(message).toContain(`SQLite database "${file}"`);
+      for (const k of keys.slice(0, 10)) expect(message).toContain(`"${k}"`);
+      expect(message).not.toContain(`"${keys[10]!}"`);
+      expect(message).toContain('and 2 more');
+      expect(message).toMatch(/keep the one file .* mark the others failed/u);
+      expect(versions(db)).toEqual([1]);
+      expect(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'upload_file_live_storage_key_idx'`).all()).toEqual([]);
+      expect(await s.repository.getFile(loser.id)).toEqual(loser);
+      // A store opened on the file meanwhile refuses to start, with the same error.
+      expect(() => new SqliteUploadStore({ database: file })).toThrow(/mark the others failed/u);
+
+      for (const [, second] of pairs) await s.repository.updateFile(second!.id, { status: 'failed', errorCode: 'duplicate_key' });
+      expect(migrate(db)).toEqual({ applied: 1 });
+      expect(await s.repository.getFile(loser.id)).toMatchObject({ status: 'failed', errorCode: 'interrupted' });
+      expect(await s.repository.getFile(pairs[0]![0]!.id)).toEqual(pairs[0]![0]);
+    });
   });
 
   it('lets exactly one of two processes migrating a fresh file at once apply the migration', async () => {
@@ -78,7 +147,7 @@ describe('SqliteUploadStore [sqlite]', () => {
     // The store switches the fresh file to WAL (both processes at once), then each migrates.
     const body = `const db = new Database(file); new SqliteUploadStore({ database: db, migrate: false }); console.log(JSON.stringify(migrate(db))); db.close();`;
     const results = (await Promise.all([inProcess(file, startAt, body), inProcess(file, startAt, body)])) as Array<{ applied: number }>;
-    expect(results.map((r) => r.applied).sort()).toEqual([0, 1]);
+    expect(results.map((r) => r.applied).sort()).toEqual([0, 2]);
   });
 
   it('sets WAL and opens the file from a path; refuses a database that is neither a Database nor a path', () => {

@@ -4,7 +4,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { OutboxEmitter, OutboxEvent, OutboxStore, UnitOfWork, UploadBatch, UploadFile, UploadRepository } from '../../src/index.js';
+import {
+  isStorageKeyTakenError,
+  StorageKeyTakenError,
+  type OutboxEmitter,
+  type OutboxEvent,
+  type OutboxStore,
+  type UnitOfWork,
+  type UploadBatch,
+  type UploadFile,
+  type UploadRepository,
+} from '../../src/index.js';
 import { outboxStoreContract } from './outbox-store-contract.js';
 
 /** What every upload store offers: the UploadService's ports, the relay's, and `events()`. */
@@ -91,7 +101,8 @@ export function uploadStoreContract(name: string, open: () => Promise<{ store: U
       const batchId = randomUUID();
       const a = fileOf({ batchId, createdAt: at(0), status: 'stored' });
       const b = fileOf({ batchId, createdAt: at(1), status: 'failed' });
-      const c = fileOf({ createdAt: at(2), status: 'stored', storageKey: a.storageKey });
+      // Sharing a's key: c is not live (two live files never share one).
+      const c = fileOf({ createdAt: at(2), status: 'deleted', storageKey: a.storageKey });
       for (const f of [a, b, c]) await fx.repository.createFile(f);
       expect((await fx.repository.listBatchFiles(batchId)).map((f) => f.id).sort()).toEqual([a.id, b.id].sort());
       expect((await fx.repository.findFilesByStorageKey(a.storageKey)).map((f) => f.id).sort()).toEqual([a.id, c.id].sort());
@@ -173,6 +184,201 @@ export function uploadStoreContract(name: string, open: () => Promise<{ store: U
       ).rejects.toThrow('after the update');
       expect(await fx.repository.getFile(file.id)).toMatchObject({ status: 'uploading' });
       expect((await fx.events()).some((e) => e.aggregateId === file.id)).toBe(false);
+    });
+
+    describe('storage keys: a live file holds its key alone', () => {
+      const key = () => `uploads/2026/11/${randomUUID()}.txt`;
+      /** The error `promise` rejects with (or undefined when it resolves). */
+      const rejection = (promise: Promise<unknown>) => promise.then(() => undefined, (error: unknown) => error);
+      const expectKeyTaken = (error: unknown, taken: string) => {
+        expect(error).toBeInstanceOf(StorageKeyTakenError);
+        expect(isStorageKeyTakenError(error)).toBe(true);
+        expect(error).toMatchObject({ name: 'StorageKeyTakenError', code: 'E_KEY_TAKEN', key: taken });
+        expect((error as Error).message).toContain(`"${taken}"`);
+        expect((error as Error).message).toMatch(/another live upload/u);
+      };
+
+      it('refuses to create a live file with a key another live file holds, and stores nothing', async () => {
+        const k = key();
+        const holder = fileOf({ storageKey: k, status: 'stored' });
+        await fx.repository.createFile(holder);
+        for (const status of ['uploading', 'stored', 'processed'] as const) {
+          const late = fileOf({ storageKey: k, status });
+          expectKeyTaken(await rejection(fx.repository.createFile(late)), k);
+          expect(await fx.repository.getFile(late.id)).toBeUndefined();
+        }
+        expect(await fx.repository.findFilesByStorageKey(k)).toEqual([holder]);
+      });
+
+      it('lets failed and deleted files share a key with a live one, and never counts an empty key', async () => {
+        const k = key();
+        const files = [
+          fileOf({ storageKey: k, status: 'failed', errorCode: 'aborted' }),
+          fileOf({ storageKey: k, status: 'deleted' }),
+          fileOf({ storageKey: k, status: 'uploading' }),
+          fileOf({ storageKey: k, status: 'failed', errorCode: 'storage_error' }),
+          // Refused before a key was chosen: '' holds nothing, so any number of live files may have it.
+          fileOf({ storageKey: '', status: 'uploading' }),
+          fileOf({ storageKey: '', status: 'stored' }),
+        ];
+        for (const f of files) await fx.repository.createFile(f);
+        for (const f of files) expect(await fx.repository.getFile(f.id)).toEqual(f);
+        expect(await fx.repository.findLiveStorageKeys([k, ''])).toEqual(new Set([k]));
+        // Claiming '' releases a key and always succeeds for a live file.
+        expect(await fx.repository.claimStorageKey(files[2]!.id, '')).toBe(true);
+        expect(await fx.repository.findLiveStorageKeys([k])).toEqual(new Set());
+      });
+
+      it('claims a free key, re-claims its own, and refuses a held key, a file that is not live, and a missing file', async () => {
+        const k = key();
+        const a = fileOf();
+        const b = fileOf();
+        const failed = fileOf({ status: 'failed', errorCode: 'aborted' });
+        for (const f of [a, b, failed]) await fx.repository.createFile(f);
+
+        expect(await fx.repository.claimStorageKey(a.id, k, at(1))).toBe(true);
+        expect(await fx.repository.getFile(a.id)).toEqual({ ...a, storageKey: k, updatedAt: at(1) });
+        expect(await fx.repository.claimStorageKey(a.id, k, at(2))).toBe(true);
+        expect(await fx.repository.getFile(a.id)).toMatchObject({ storageKey: k, updatedAt: at(2) });
+
+        expect(await fx.repository.claimStorageKey(b.id, k, at(3))).toBe(false);
+        expect(await fx.repository.getFile(b.id)).toEqual(b);
+        expect(await fx.repository.claimStorageKey(failed.id, key(), at(3))).toBe(false);
+        expect(await fx.repository.getFile(failed.id)).toEqual(failed);
+        const free = key();
+        expect(await fx.repository.claimStorageKey(randomUUID(), free)).toBe(false);
+        expect(await fx.repository.claimStorageKey('not-a-file-id', free)).toBe(false);
+        expect(await fx.repository.findLiveStorageKeys([k, free])).toEqual(new Set([k]));
+      });
+
+      it('releases a key when its file claims another, stops being live, or is deleted', async () => {
+        const [k1, k2, k3] = [key(), key(), key()];
+        const a = fileOf({ storageKey: k1 });
+        const d = fileOf({ storageKey: k3, status: 'stored' });
+        const others = [fileOf(), fileOf(), fileOf()];
+        for (const f of [a, d, ...others]) await fx.repository.createFile(f);
+
+        expect(await fx.repository.claimStorageKey(a.id, k2)).toBe(true);
+        expect(await fx.repository.claimStorageKey(others[0]!.id, k1)).toBe(true);
+
+        expect(await fx.repository.updateFile(a.id, { status: 'failed', errorCode: 'aborted' })).toMatchObject({ storageKey: k2 });
+        expect(await fx.repository.claimStorageKey(others[1]!.id, k2)).toBe(true);
+
+        await fx.repository.deleteFile(d.id);
+        const next = fileOf({ storageKey: k3, status: 'stored' });
+        await fx.repository.createFile(next);
+        expect(await fx.repository.getFile(next.id)).toEqual(next);
+        expect(await fx.repository.claimStorageKey(others[2]!.id, k3)).toBe(false);
+      });
+
+      it('refuses an update that would make two live files share a key, and changes nothing', async () => {
+        const k = key();
+        const holder = fileOf({ storageKey: k, status: 'stored' });
+        const uploading = fileOf();
+        const failed = fileOf({ storageKey: k, status: 'failed', errorCode: 'aborted' });
+        for (const f of [holder, uploading, failed]) await fx.repository.createFile(f);
+
+        // A new key, as the move to stored after de-duplication would set it.
+        const patch = { status: 'stored', storageKey: k, sha256: 'ff', sizeBytes: 3 } as const;
+        expectKeyTaken(await rejection(fx.repository.updateFile(uploading.id, patch, { expectedStatus: 'uploading', now: at(1) })), k);
+        expect(await fx.repository.getFile(uploading.id)).toEqual(uploading);
+        expectKeyTaken(await rejection(fx.repository.updateFile(uploading.id, { storageKey: k })), k);
+        // A status back to live, keeping a key that is held meanwhile.
+        expectKeyTaken(await rejection(fx.repository.updateFile(failed.id, { status: 'uploading' }, { now: at(1) })), k);
+        expect(await fx.repository.getFile(failed.id)).toEqual(failed);
+        expect(await fx.repository.getFile(holder.id)).toEqual(holder);
+
+        // Neither a patch that leaves the file not live nor a compare-and-set that does not apply meets the key.
+        expect(await fx.repository.updateFile(uploading.id, { storageKey: k, status: 'failed' })).toMatchObject({ storageKey: k, status: 'failed' });
+        expect(await fx.repository.updateFile(failed.id, { status: 'uploading' }, { expectedStatus: 'stored' })).toBeUndefined();
+        expect(await fx.repository.updateFile(holder.id, { status: 'processed', metadata: { n: '1' } })).toMatchObject({ storageKey: k, status: 'processed' });
+      });
+
+      it('tells which of many keys live files hold', async () => {
+        const keys = Array.from({ length: 6 }, key);
+        const statuses = ['uploading', 'stored', 'processed', 'failed', 'deleted'] as const;
+        for (const [i, status] of statuses.entries()) await fx.repository.createFile(fileOf({ storageKey: keys[i]!, status }));
+        // More keys than SQLite binds parameters (999 by default in older builds), and repeats.
+        const asked = [...Array.from({ length: 1500 }, key), ...keys, keys[0]!, '', 'uploads/missing.txt'];
+        expect(await fx.repository.findLiveStorageKeys(asked)).toEqual(new Set(keys.slice(0, 3)));
+        expect(await fx.repository.findLiveStorageKeys([])).toEqual(new Set());
+      });
+
+      it('keeps a transaction usable after a refused claim or a taken key: later statements still commit', async () => {
+        const k = key();
+        const holder = fileOf({ storageKey: k, status: 'stored' });
+        const mover = fileOf();
+        for (const f of [holder, mover]) await fx.repository.createFile(f);
+        const late = fileOf({ storageKey: k });
+        const free = key();
+        await fx.unitOfWork.transaction(async (tx) => {
+          expect(await tx.repository.claimStorageKey(mover.id, k)).toBe(false);
+          expectKeyTaken(await rejection(tx.repository.createFile(late)), k);
+          expectKeyTaken(await rejection(tx.repository.updateFile(mover.id, { storageKey: k })), k);
+          // Statements side by side with a refused claim are not undone with it (on Postgres, the
+          // update must not land between the claim's SAVEPOINT and its ROLLBACK TO SAVEPOINT).
+          const [claimed, updated] = await Promise.all([
+            tx.repository.claimStorageKey(mover.id, k),
+            (async () => {
+              await tx.repository.getFile(holder.id);
+              return tx.repository.updateFile(mover.id, { metadata: { step: 'beside' } });
+            })(),
+          ]);
+          expect(claimed).toBe(false);
+          expect(updated).toMatchObject({ metadata: { step: 'beside' } });
+          expect(await tx.repository.claimStorageKey(mover.id, free)).toBe(true);
+          await tx.outbox.emit({ aggregateType: 'UploadFile', aggregateId: mover.id, eventType: 'file.stored', payload: {} });
+        });
+        expect(await fx.repository.getFile(mover.id)).toMatchObject({ storageKey: free, metadata: { step: 'beside' } });
+        expect(await fx.repository.getFile(late.id)).toBeUndefined();
+        expect(await fx.repository.getFile(holder.id)).toEqual(holder);
+        expect((await fx.events()).some((e) => e.aggregateId === mover.id)).toBe(true);
+      });
+
+      it('rolls a claim back with its transaction: the key is free again', async () => {
+        const k = key();
+        const a = fileOf();
+        const b = fileOf();
+        for (const f of [a, b]) await fx.repository.createFile(f);
+        await expect(
+          fx.unitOfWork.transaction(async (tx) => {
+            expect(await tx.repository.claimStorageKey(a.id, k)).toBe(true);
+            expect(await tx.repository.findLiveStorageKeys([k, a.storageKey])).toEqual(new Set([k]));
+            throw new Error('after the claim');
+          }),
+        ).rejects.toThrow('after the claim');
+        expect(await fx.repository.getFile(a.id)).toEqual(a);
+        expect(await fx.repository.findLiveStorageKeys([k, a.storageKey])).toEqual(new Set([a.storageKey]));
+        expect(await fx.repository.claimStorageKey(b.id, k)).toBe(true);
+      });
+
+      it('gives a key to exactly one of 20 files claiming it at once, on their own and in concurrent transactions', async () => {
+        const files = Array.from({ length: 20 }, () => fileOf());
+        for (const f of files) await fx.repository.createFile(f);
+        const check = async (k: string, results: boolean[]) => {
+          expect(results.filter(Boolean)).toHaveLength(1);
+          const winner = files[results.indexOf(true)]!;
+          expect(await fx.repository.getFile(winner.id)).toMatchObject({ storageKey: k });
+          const holders = (await fx.repository.findFilesByStorageKey(k)).map((f) => f.id);
+          expect(holders).toEqual([winner.id]);
+        };
+
+        const k1 = key();
+        await check(k1, await Promise.all(files.map((f) => fx.repository.claimStorageKey(f.id, k1))));
+
+        // Each claim holds its transaction open a while, so they overlap where the store allows it.
+        const k2 = key();
+        const inTransactions = await Promise.all(
+          files.map((f) =>
+            fx.unitOfWork.transaction(async (tx) => {
+              const claimed = await tx.repository.claimStorageKey(f.id, k2);
+              await new Promise((resolve) => setTimeout(resolve, 20));
+              return claimed;
+            }),
+          ),
+        );
+        await check(k2, inTransactions);
+      });
     });
 
     outboxStoreContract(() => fx);

@@ -323,6 +323,9 @@ export class S3Writer {
     const key = await this.#chooseKey(request, (candidate) => this.#claim(state, candidate, signal));
     state.key = key;
     const Key = this.#full(key);
+    // Until CreateMultipartUpload answers, any number of uploads may exist on the key (its
+    // answer lost, the SDK retried); the clean-up then sweeps them.
+    state.strayUploads = true;
     const created = await client.send(
       new CreateMultipartUploadCommand({ ...request.params, Metadata: { ...request.params.Metadata, [TOKEN_METADATA]: state.token }, Bucket: bucket, Key }),
       send(signal),
