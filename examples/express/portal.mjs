@@ -98,8 +98,14 @@ export async function openPortal({ env = process.env, publicUrl, internalUrl = p
       const cleaned = await uploads.cleanupExpiredUploadFiles();
       const notified = await uploads.notifyExpiringFiles();
       const pruned = await relay.cleanupDeliveredEvents();
-      if (cleaned.deleted + notified.notified + pruned > 0) {
-        console.log(`[sweep] deleted ${cleaned.deleted} expired files, notified ${notified.notified} expiring, pruned ${pruned} delivered events`);
+      // What crashes and outages left: interrupted uploads, pending writes, orphan objects.
+      const repaired = await uploads.reconcile();
+      const fixes = repaired.interruptedUploads + repaired.pendingWrites + repaired.orphanObjects + repaired.missingObjects;
+      if (cleaned.deleted + notified.notified + pruned + fixes > 0) {
+        console.log(
+          `[sweep] deleted ${cleaned.deleted} expired files, notified ${notified.notified} expiring, pruned ${pruned} delivered events; ` +
+            `reconcile: ${repaired.interruptedUploads} interrupted, ${repaired.pendingWrites} pending writes, ${repaired.orphanObjects} orphans, ${repaired.missingObjects} missing`,
+        );
       }
     } catch (error) {
       console.error(`[sweep] ${error instanceof Error ? error.message : String(error)}`);

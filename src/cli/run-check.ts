@@ -40,6 +40,16 @@ async function probe(storage: Storage, steps: CheckStep[], fetchUrl: typeof fetc
   };
   let key = `doorito-check/probe-${randomUUID()}.txt`;
   if (!(await step('write a probe file', async () => ((key = (await storage.save(key, body)).key), `wrote ${key}`)))) return;
+  if (storage instanceof S3Storage) {
+    await step('what the server guarantees', async () => {
+      const checksums = await storage.client.config.requestChecksumCalculation();
+      const overwrite =
+        storage.conditionalWrites === 'supported'
+          ? 'conditional PutObject honoured: no-overwrite saves are atomic'
+          : 'conditional PutObject refused (e.g. Swift, 501): HEAD-then-write, which two concurrent writers can race; the UploadService still keeps its uploads apart';
+      return `${overwrite}; request checksums ${checksums}`;
+    });
+  }
   try {
     await step('read it back', async () => {
       const read = await text(await storage.open(key));

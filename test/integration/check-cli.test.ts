@@ -94,6 +94,13 @@ describeS3('doorito-storage check, production (S3)', (env) => {
     }
     expect(result.stdout).toContain('HTTP 200');
     expect(result.stdout).not.toContain(env.secretAccessKey);
+    // Each server's no-overwrite guarantee, as the check learnt it from the server.
+    expect(result.stdout).toContain(
+      env.provider === 'swift'
+        ? 'ok   what the server guarantees: conditional PutObject refused (e.g. Swift, 501): HEAD-then-write'
+        : 'ok   what the server guarantees: conditional PutObject honoured: no-overwrite saves are atomic',
+    );
+    expect(result.stdout).toContain('request checksums WHEN_REQUIRED');
   });
 
   it('fails for a wrong secret, saying what to check, without the secret', async () => {
