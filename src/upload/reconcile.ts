@@ -89,9 +89,12 @@ export async function reconcileUploads(deps: ReconcileDeps, options: ReconcileOp
 
   // 2. Unfinished writes: multipart uploads, claims, temp files.
   let pendingWrites = 0;
+  // Claims are objects too: step 3 must not count them again.
+  const claims = new Set<string>();
   if (storage.listPendingWrites !== undefined && storage.removePendingWrite !== undefined) {
     for await (const write of storage.listPendingWrites({ prefix: uploadPrefix, startedBefore: staleBefore })) {
       if (!dryRun) await storage.removePendingWrite(write);
+      if (write.kind === 'claim') claims.add(write.key);
       pendingWrites += 1;
       if (pendingWrites >= limit) break;
     }
@@ -105,7 +108,7 @@ export async function reconcileUploads(deps: ReconcileDeps, options: ReconcileOp
     const settle = async (): Promise<void> => {
       const owned = await repository.findLiveStorageKeys(page.map((entry) => entry.key));
       for (const entry of page) {
-        if ((owned.has(entry.key) && !released.has(entry.key)) || !(entry.lastModified < staleBefore)) continue;
+        if (claims.has(entry.key) || (owned.has(entry.key) && !released.has(entry.key)) || !(entry.lastModified < staleBefore)) continue;
         if (!dryRun) await storage.delete(entry.key);
         orphanObjects += 1;
       }
