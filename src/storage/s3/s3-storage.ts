@@ -9,8 +9,8 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { inspect } from 'node:util';
-import { attachmentDisposition, discard, normalizeContent, resolveContentType, throwIfAborted } from '../../content.js';
-import { ObjectNotFoundError, StorageConfigError } from '../../errors.js';
+import { discard, normalizeContent, resolveContentType, throwIfAborted } from '../../content.js';
+import { ObjectNotFoundError } from '../../errors.js';
 import { encodeKeyForUrl, validateKey, validatePrefix } from '../../keys.js';
 import type {
   CopyOptions,
@@ -28,18 +28,11 @@ import type {
   UrlOptions,
 } from '../../types.js';
 import { toStorageError } from './errors.js';
-import { DEFAULT_CLEANUP_TIMEOUT, DEFAULT_PART_SIZE, MAX_PRESIGN_SECONDS, type S3StorageOptions } from './options.js';
+import { DEFAULT_CLEANUP_TIMEOUT, DEFAULT_PART_SIZE, type S3StorageOptions } from './options.js';
 import { checkOptions, createClient } from './config.js';
 import { listPendingWrites, removePendingWrite, type BucketPlace } from './pending-writes.js';
-import { UrlSigner } from './url-signer.js';
-import { CLAIM_METADATA, S3Writer, TOKEN_METADATA, type ConditionalWrites, type WriteParams } from './write-protocol.js';
-
-/** What the metadata of an object we read back looks like to users: without our own markers. */
-function userMetadata(metadata: Record<string, string> | undefined): Record<string, string> {
-  const rest = { ...metadata };
-  delete rest[TOKEN_METADATA];
-  return rest;
-}
+import { ShareUrls, toObjectStat } from './share-urls.js';
+import { CLAIM_METADATA, S3Writer, type ConditionalWrites, type WriteParams } from './write-protocol.js';
 
 /**
  * Objects in an S3-compatible bucket: AWS S3, MinIO, Ceph RGW, OpenStack Swift, Cloudflare R2,
@@ -62,16 +55,12 @@ export class S3Storage implements Storage {
   readonly #client: S3Client;
   readonly #ownsClient: boolean;
   readonly #signingClient: S3Client | undefined;
-  readonly #signer: UrlSigner;
   readonly #bucket: string;
   readonly #prefix: string;
   readonly #fileOverwrite: boolean;
-  readonly #querystringAuth: boolean;
-  readonly #querystringExpire: number;
-  readonly #customDomain: string | undefined;
   readonly #writeDefaults: WriteParams;
   readonly #writer: S3Writer;
-  readonly #now: () => Date;
+  readonly #urls: ShareUrls;
 
   constructor(options: S3StorageOptions) {
     checkOptions(options);
@@ -79,12 +68,9 @@ export class S3Storage implements Storage {
     this.#client = 'client' in options ? options.client : createClient(options, options.endpoint);
     this.#signingClient = options.publicEndpoint === undefined ? undefined : createClient(options, options.publicEndpoint);
     this.#bucket = options.bucket;
-    this.#signer = new UrlSigner(this.#signingClient ?? this.#client, this.#bucket);
+    this.#urls = new ShareUrls(this.#signingClient ?? this.#client, options);
     this.#prefix = options.location === undefined || options.location === '' ? '' : `${options.location}/`;
     this.#fileOverwrite = options.fileOverwrite ?? false;
-    this.#querystringAuth = options.querystringAuth ?? true;
-    this.#querystringExpire = options.querystringExpire ?? 3600;
-    this.#customDomain = options.customDomain?.replace(/\/+$/u, '');
     this.#writeDefaults = {
       ...options.objectParameters,
       ...(options.defaultAcl === undefined ? {} : { ACL: options.defaultAcl }),
@@ -98,7 +84,6 @@ export class S3Storage implements Storage {
       noOverwrite: options.noOverwrite ?? 'conditional',
       cleanupTimeoutMs: options.cleanupTimeout ?? DEFAULT_CLEANUP_TIMEOUT,
     });
-    this.#now = options.now ?? (() => new Date());
   }
 
   /** The S3 client in use (shared: do not destroy it while the storage is in use). */
@@ -209,16 +194,7 @@ export class S3Storage implements Storage {
     this.#full(key);
     const output = await this.#headRaw(key);
     if (output === undefined) throw new ObjectNotFoundError(key);
-    return {
-      key,
-      size: output.ContentLength ?? 0,
-      lastModified: output.LastModified ?? new Date(0),
-      contentType: output.ContentType ?? resolveContentType(key),
-      ...(output.ETag === undefined ? {} : { etag: output.ETag }),
-      metadata: userMetadata(output.Metadata),
-      ...(output.ContentDisposition === undefined ? {} : { contentDisposition: output.ContentDisposition }),
-      ...(output.CacheControl === undefined ? {} : { cacheControl: output.CacheControl }),
-    };
+    return toObjectStat(key, output);
   }
 
   async exists(key: string): Promise<boolean> {
@@ -310,23 +286,8 @@ export class S3Storage implements Storage {
 
   async signedUrl(key: string, options: UrlOptions = {}): Promise<StorageUrl> {
     const full = this.#full(key);
-    if (this.#customDomain !== undefined) {
-      const base = /^https?:\/\//u.test(this.#customDomain) ? this.#customDomain : `https://${this.#customDomain}`;
-      return { url: `${base}/${encodeKeyForUrl(full)}` };
-    }
-    const query = options.download === undefined ? undefined : { 'response-content-disposition': attachmentDisposition(options.download) };
     try {
-      if (!this.#querystringAuth) return { url: await this.#signer.plainUrl(full) };
-      const expiresIn = options.expiresIn ?? this.#querystringExpire;
-      if (!(Number.isInteger(expiresIn) && expiresIn >= 1 && expiresIn <= MAX_PRESIGN_SECONDS)) {
-        throw new StorageConfigError(`url() option "expiresIn" must be whole seconds from 1 to ${MAX_PRESIGN_SECONDS}; got ${expiresIn}.`, {
-          option: 'expiresIn',
-          key,
-        });
-      }
-      const signingDate = this.#now();
-      const url = await this.#signer.presign(full, { expiresIn, signingDate, ...(query === undefined ? {} : { query }) });
-      return { url, expiresAt: new Date(signingDate.getTime() + expiresIn * 1000) };
+      return await this.#urls.signedUrl(full, key, options);
     } catch (error) {
       throw this.#error(error, 'sign a URL for', key);
     }
