@@ -20,7 +20,10 @@ export interface UploadFile {
   id: string;
   batchId?: string;
   uploadedBy?: string;
-  /** The storage key: intended while `uploading`, final (after de-duplication) once `stored`. */
+  /**
+   * The storage key. A live record (uploading, stored, processed) holds it alone, from before
+   * the first byte is stored: while `uploading` it is where the bytes go.
+   */
   storageKey: string;
   originalFilename: string;
   contentType: string;
