@@ -40,6 +40,9 @@ LOG="$DIR/log"
 # Daemons in stop order.
 DAEMONS=(client.rgw.a osd.0 mon.a)
 
+# shellcheck source=scripts/server-common.sh
+source "$REPO/scripts/server-common.sh"
+
 # Never let the caller's Ceph environment leak into our CLI calls.
 unset CEPH_ARGS CEPH_CONF
 
@@ -84,21 +87,8 @@ live_pid() {
   if [[ "${exe##*/}" == "$(exe_of "$name")" ]]; then echo "$pid"; fi
 }
 
-# PIDs listening on 127.0.0.1:PORT (or any address), one per line.
-listeners() {
-  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u || true
-}
-
-port_busy() { [[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]]; }
-
 # Signed ListBuckets with the test user; succeeds only once RGW and the user work.
-s3_ready() {
-  local out
-  # curl's sigv4 does not send x-amz-content-sha256 by itself; RGW requires it.
-  out="$(curl -s -m 5 --fail --aws-sigv4 "aws:amz:$REGION:s3" --user "$ACCESS_KEY:$SECRET_KEY" \
-    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$PORT/" 2>/dev/null)" || return 1
-  [[ "$out" == *ListAllMyBucketsResult* ]]
-}
+s3_ready() { sigv4_list_buckets "$PORT" "$REGION" --user "$ACCESS_KEY:$SECRET_KEY"; }
 
 is_running() {
   local d
@@ -106,13 +96,6 @@ is_running() {
     [[ -n "$(live_pid "$d")" ]] || return 1
   done
   s3_ready
-}
-
-# True while a process exists and is not a zombie (in case nobody reaps it).
-alive() {
-  local stat
-  stat="$(cat "/proc/$1/stat" 2>/dev/null || true)"
-  [[ -n "$stat" && "${stat##*) }" != Z* ]]
 }
 
 show_logs() {
@@ -173,13 +156,7 @@ ensure_packages() {
   done
   ((missing)) || return 0
   log "installing Ceph packages (ceph-mon ceph-osd radosgw) ..."
-  local pkgs=(ceph-mon ceph-osd radosgw)
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y -q --no-install-recommends "${pkgs[@]}" >&2; then
-    apt-get update -q >&2 || true
-    apt-get install -y -q --no-install-recommends "${pkgs[@]}" >&2 ||
-      die "could not install ${pkgs[*]}"
-  fi
+  apt_install ceph-mon ceph-osd radosgw
   command -v radosgw >/dev/null 2>&1 || die "radosgw still missing after install"
 }
 
@@ -303,30 +280,8 @@ cmd_start() {
     return 0
   fi
 
-  # Partial leftovers of ours (e.g. a daemon crashed): start over from scratch.
-  local d any=0
-  for d in "${DAEMONS[@]}"; do
-    [[ -n "$(live_pid "$d")" ]] && any=1
-  done
-  if ((any)); then
-    log "found a partially running cluster of ours in $DIR, restarting it"
-    cmd_stop
-  fi
-
-  # Something else (another checkout's server?) holds our ports: refuse.
-  local p pids
-  for p in "$PORT" "$MON_PORT"; do
-    if port_busy "$p"; then
-      pids="$(listeners "$p" | paste -sd, -)"
-      local who=""
-      if [[ -n "$pids" ]]; then who="$(ps -o pid=,args= -p "$pids" 2>/dev/null | head -5 || true)"; fi
-      die "port $p is already in use by a process this checkout ($DIR) did not start:
-${who:-  (unknown process)}
-Stop it (e.g. 'bash scripts/s3-server.sh stop' in the checkout that started it, or
-S3_SERVER_DIR=<its dir> bash scripts/s3-server.sh stop), or choose other ports with
-S3_SERVER_PORT / S3_SERVER_MON_PORT / S3_SERVER_OSD_PORTS."
-    fi
-  done
+  stop_partial
+  refuse_busy_ports "S3_SERVER_PORT / S3_SERVER_MON_PORT / S3_SERVER_OSD_PORTS" "$PORT" "$MON_PORT"
 
   ensure_packages
 

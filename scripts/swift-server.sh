@@ -54,6 +54,9 @@ SWIFT_CONF=/etc/swift/swift.conf
 # The python3 Swift runs with (not whatever python3 is first on PATH).
 PY=/usr/bin/python3
 SWIFT_PKG=/usr/lib/python3/dist-packages/swift
+# shellcheck source=scripts/server-common.sh
+source "$REPO/scripts/server-common.sh"
+
 # Never let the caller's Python environment leak into Swift.
 unset PYTHONPATH PYTHONHOME
 # Skip eventlet's dnspython-based resolver: everything here is an IP literal,
@@ -119,22 +122,12 @@ live_pid() {
   if [[ " ${args[*]} " == *"$want"* ]]; then echo "$pid"; fi
 }
 
-# PIDs listening on 127.0.0.1:PORT (or any address), one per line.
-listeners() {
-  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u || true
-}
-
-port_busy() { [[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]]; }
-
 # Signed (SigV4) ListBuckets with the test user; succeeds only once the proxy,
 # tempauth, memcached and the account server work. The access key contains a
 # ":", which `curl --user` would split on, so the credentials go in a netrc.
 s3_ready() {
-  local out
   [[ -r "$RUN/netrc" ]] || return 1
-  out="$(curl -s -m 5 --fail --aws-sigv4 "aws:amz:$REGION:s3" --netrc-file "$RUN/netrc" \
-    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$PORT/" 2>/dev/null)" || return 1
-  [[ "$out" == *ListAllMyBucketsResult* ]]
+  sigv4_list_buckets "$PORT" "$REGION" --netrc-file "$RUN/netrc"
 }
 
 healthy() {
@@ -147,13 +140,6 @@ is_running() {
     [[ -n "$(live_pid "$d")" ]] || return 1
   done
   s3_ready
-}
-
-# True while a process exists and is not a zombie (in case nobody reaps it).
-alive() {
-  local stat=""
-  read -r stat 2>/dev/null <"/proc/$1/stat" || true
-  [[ -n "$stat" && "${stat##*) }" != Z* ]]
 }
 
 show_logs() {
@@ -243,13 +229,7 @@ ensure_packages() {
     return 0
   fi
   log "installing Swift packages (swift-proxy swift-object swift-container swift-account python3-swift memcached) ..."
-  local pkgs=(swift-proxy swift-object swift-container swift-account python3-swift memcached)
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y -q --no-install-recommends "${pkgs[@]}" >&2; then
-    apt-get update -q >&2 || true
-    apt-get install -y -q --no-install-recommends "${pkgs[@]}" >&2 ||
-      die "could not install ${pkgs[*]}"
-  fi
+  apt_install swift-proxy swift-object swift-container swift-account python3-swift memcached
   command -v swift-proxy-server >/dev/null 2>&1 || die "swift-proxy-server still missing after install"
 }
 
@@ -560,30 +540,9 @@ cmd_start() {
     return 0
   fi
 
-  # Partial leftovers of ours (e.g. a daemon crashed): start over from scratch.
-  local d any=0
-  for d in "${DAEMONS[@]}"; do
-    [[ -n "$(live_pid "$d")" ]] && any=1
-  done
-  if ((any)); then
-    log "found a partially running server of ours in $DIR, restarting it"
-    cmd_stop
-  fi
-
-  # Something else (another checkout's server?) holds our ports: refuse.
-  local p pids
-  for p in "$PORT" "$OBJECT_PORT" "$CONTAINER_PORT" "$ACCOUNT_PORT" "$MEMCACHED_PORT"; do
-    if port_busy "$p"; then
-      pids="$(listeners "$p" | paste -sd, -)"
-      local who=""
-      if [[ -n "$pids" ]]; then who="$(ps -o pid=,args= -p "$pids" 2>/dev/null | head -5 || true)"; fi
-      die "port $p is already in use by a process this checkout ($DIR) did not start:
-${who:-  (unknown process)}
-Stop it (e.g. 'bash scripts/swift-server.sh stop' in the checkout that started it, or
-SWIFT_SERVER_DIR=<its dir> bash scripts/swift-server.sh stop), or choose other ports with
-SWIFT_SERVER_PORT / SWIFT_SERVER_BACKEND_PORTS / SWIFT_SERVER_MEMCACHED_PORT."
-    fi
-  done
+  stop_partial
+  refuse_busy_ports "SWIFT_SERVER_PORT / SWIFT_SERVER_BACKEND_PORTS / SWIFT_SERVER_MEMCACHED_PORT" \
+    "$PORT" "$OBJECT_PORT" "$CONTAINER_PORT" "$ACCOUNT_PORT" "$MEMCACHED_PORT"
 
   ensure_packages
   ensure_swift_conf
