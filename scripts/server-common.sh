@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by scripts/s3-server.sh and scripts/swift-server.sh (sourced, not run). Expects
+# Shared by scripts/s3-server.sh and scripts/swift-server.sh (sourced, not run). Expects PORT,
 # log, die, live_pid, cmd_stop, DAEMONS and DIR from the script that sources it.
 
 # PIDs listening on 127.0.0.1:PORT (or any address), one per line.
@@ -63,4 +63,26 @@ apt_install() {
     apt-get update -q >&2 || true
     apt-get install -y -q --no-install-recommends "$@" >&2 || die "could not install $*"
   fi
+}
+
+# dispatch COMMAND: the scripts' start|stop|status|env.
+dispatch() {
+  case "$1" in
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status)
+      # shellcheck disable=SC2153 # PORT comes from the sourcing script
+      if is_running; then
+        echo "running: S3 at http://127.0.0.1:$PORT ($DIR)"
+      else
+        echo "not running"
+        exit 1
+      fi
+      ;;
+    env) print_env ;;
+    *)
+      echo "usage: $0 {start|stop|status|env}" >&2
+      exit 2
+      ;;
+  esac
 }

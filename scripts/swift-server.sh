@@ -577,20 +577,4 @@ cmd_start() {
   print_env
 }
 
-case "${1:-}" in
-  start) cmd_start ;;
-  stop) cmd_stop ;;
-  status)
-    if is_running; then
-      echo "running: S3 at http://127.0.0.1:$PORT ($DIR)"
-    else
-      echo "not running"
-      exit 1
-    fi
-    ;;
-  env) print_env ;;
-  *)
-    echo "usage: $0 {start|stop|status|env}" >&2
-    exit 2
-    ;;
-esac
+dispatch "${1:-}"
