@@ -21,6 +21,10 @@ describe('S3Storage options', () => {
     ['publicEndpoint', { publicEndpoint: 'localhost:9000/x y' }],
     ['location', { location: '/media/' }],
     ['location', { location: '../up' }],
+    ['connectTimeout', { connectTimeout: 0 }],
+    ['requestTimeout', { requestTimeout: 1.5 }],
+    ['idleTimeout', { idleTimeout: -1 }],
+    ['cleanupTimeout', { cleanupTimeout: 0 }],
   ])('refuses a bad %s', (option, bad) => {
     let error: unknown;
     try {
@@ -32,6 +36,19 @@ describe('S3Storage options', () => {
     expect(error).toMatchObject({ code: 'E_CONFIG', option });
     expect((error as Error).message).toContain(`"${option}"`);
     expect((error as Error).message).not.toContain('super-secret-value');
+  });
+
+  it('gives the client it creates connect, request and idle timeouts (the SDK sets none)', async () => {
+    const defaults = new S3Storage(base);
+    const custom = new S3Storage({ ...base, connectTimeout: 1234, requestTimeout: 5678, idleTimeout: 910 });
+    const handlerConfig = async (storage: S3Storage) => {
+      const handler = storage.client.config.requestHandler as { configProvider?: Promise<Record<string, unknown>> };
+      return handler.configProvider === undefined ? {} : await handler.configProvider;
+    };
+    expect(await handlerConfig(defaults)).toMatchObject({ connectionTimeout: 5000, requestTimeout: 120_000, socketTimeout: 30_000, throwOnRequestTimeout: true });
+    expect(await handlerConfig(custom)).toMatchObject({ connectionTimeout: 1234, requestTimeout: 5678, socketTimeout: 910 });
+    defaults.destroy();
+    custom.destroy();
   });
 
   it('accepts the documented limits', () => {
