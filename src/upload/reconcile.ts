@@ -39,6 +39,8 @@ export interface ReconcileReport {
 }
 
 interface Cursor {
+  /** Steps 1 or 2 stopped at their limit: call again (they start over, having removed what they did). */
+  again?: true;
   /** The last object key examined. */
   object?: string;
   /** The last live record examined (newest first). */
@@ -100,15 +102,20 @@ export async function reconcileUploads(deps: ReconcileDeps, options: ReconcileOp
     }
   }
 
+  // Steps 1 and 2 start over on each call; say that there is more when they stopped at the limit.
+  if (stale.length >= limit || pendingWrites >= limit) next.again = true;
+  // When step 2 stopped early, an empty object may be a claim it did not reach: leave those to it.
+  const claimsUnseen = pendingWrites >= limit;
+
   // 3. Objects no live record owns, a page of keys at a time.
   let orphanObjects = 0;
   if (uploadPrefix !== '') {
     let examined = 0;
-    let page: Array<{ key: string; lastModified: Date }> = [];
+    let page: Array<{ key: string; size: number; lastModified: Date }> = [];
     const settle = async (): Promise<void> => {
       const owned = await repository.findLiveStorageKeys(page.map((entry) => entry.key));
       for (const entry of page) {
-        if (claims.has(entry.key) || (owned.has(entry.key) && !released.has(entry.key)) || !(entry.lastModified < staleBefore)) continue;
+        if ((claimsUnseen && entry.size === 0) || claims.has(entry.key) || (owned.has(entry.key) && !released.has(entry.key)) || !(entry.lastModified < staleBefore)) continue;
         if (!dryRun) await storage.delete(entry.key);
         orphanObjects += 1;
       }
@@ -144,7 +151,7 @@ export async function reconcileUploads(deps: ReconcileDeps, options: ReconcileOp
   const last = live.at(-1);
   if (live.length >= limit && last !== undefined) next.record = { createdAt: last.createdAt.toISOString(), id: last.id };
 
-  const more = next.object !== undefined || next.record !== undefined;
+  const more = next.again === true || next.object !== undefined || next.record !== undefined;
   return {
     dryRun,
     interruptedUploads: stale.length,
