@@ -69,7 +69,7 @@ describeS3('S3Storage memory', (env) => {
 
   it('saves a 256 MiB stream with flat memory (8 MiB parts, queue 4)', async () => {
     const storage = s3StorageFor(env, { location, partSize: 8 * MiB, queueSize: 4 });
-    // lib-storage buffers up to queueSize + 1 parts: about 40 MiB, whatever the file size.
+    // S3Storage holds up to queueSize + 1 parts (4 in flight, 1 read ahead): about 40 MiB, whatever the file size.
     await expectFlat(storage, 'rss', 160 * MiB);
     storage.destroy();
   });

@@ -51,8 +51,8 @@ export async function* readParts(
 }
 
 /**
- * Upload `parts` with at most `queueSize` in flight, reading the next part only when there is
- * room (backpressure on the source). On the first failure the rest are cancelled through
+ * Upload `parts` with at most `queueSize` in flight and the next one read ahead (backpressure
+ * on the source beyond that). On the first failure the rest are cancelled through
  * `cancel`, and this rejects only after every part in flight has settled: an
  * AbortMultipartUpload sent earlier would leave the stragglers' parts stored.
  */
@@ -73,8 +73,12 @@ export async function uploadAll(
   let partNumber = 0;
   try {
     while (failure === undefined) {
+      // Read the next part while the queue is full, so it is ready when a slot frees up: at
+      // most queueSize + 1 parts in memory.
       const next = await parts.next();
       if (next.done === true) break;
+      while (inFlight.size >= queueSize && failure === undefined) await Promise.race(inFlight);
+      if (failure !== undefined) break;
       partNumber += 1;
       const number = partNumber;
       const task = upload(number, next.value).then(
@@ -85,7 +89,6 @@ export async function uploadAll(
       );
       inFlight.add(task);
       void task.finally(() => inFlight.delete(task));
-      if (inFlight.size >= queueSize) await Promise.race(inFlight);
     }
   } catch (error) {
     fail(error);
