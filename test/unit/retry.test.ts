@@ -11,14 +11,15 @@ describe('retryFor', () => {
         if (at.length < 4) throw new Error(`attempt ${at.length}`);
         return 'done';
       },
-      { timeoutMs: 10_000, initialDelayMs: 10, maxDelayMs: 1000 },
+      { timeoutMs: 10_000, initialDelayMs: 50, maxDelayMs: 1000 },
     );
     expect(result).toBe('done');
     expect(at).toHaveLength(4);
     const waits = at.slice(1).map((t, i) => t - (at[i] ?? 0));
-    // 10, 20, 40 ms ± 20 %: each wait longer than the one before.
-    expect(waits[1]).toBeGreaterThan(waits[0] ?? 0);
-    expect(waits[2]).toBeGreaterThan(waits[1] ?? 0);
+    // 50, 100, 200 ms ± 20 %: the third wait at least 160 ms, the first at most 60 ms (timers only run late).
+    expect(waits[0]).toBeGreaterThanOrEqual(39);
+    expect(waits[2]).toBeGreaterThanOrEqual(159);
+    expect(waits[2]).toBeGreaterThan(waits[0] ?? 0);
   });
 
   it('stops at once on an error that is not worth another attempt', async () => {
