@@ -7,20 +7,13 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isStorageError, isStorageKeyTakenError, type UploadFile } from '../../src/index.js';
 import { OUTBOX_CHANNEL, PostgresUploadStore, migrate } from '../../src/postgres/index.js';
+import { PG_TEST_URL, testPool } from '../helpers/postgres.js';
 import { outboxRelayContract } from './outbox-relay-contract.js';
 import { fileOf, uploadStoreContract } from './upload-store-contract.js';
 
-const url = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const pool = new pg.Pool({ connectionString: url, max: 12 });
+const url = PG_TEST_URL;
+const { pool, available } = await testPool();
 const schema = `doorito_test_${randomBytes(4).toString('hex')}`;
-const available = await pool.query('SELECT 1').then(
-  () => true,
-  (error: unknown) => {
-    if (process.env.CI) throw new Error(`Postgres at ${url.replace(/\/\/[^@]*@/u, '//…@')} is required in CI: ${String(error)}`);
-    console.warn(`\n!! POSTGRES TESTS SKIPPED: no Postgres at PG_TEST_URL (${String(error)})\n`);
-    return false;
-  },
-);
 
 describe.runIf(available)('PostgresUploadStore [postgres]', () => {
   beforeAll(async () => {

@@ -21,7 +21,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStorage, MemoryUploadStore, UploadService, type ReconcileReport, type Storage, type UploadFile } from '../../src/index.js';
 import { PostgresUploadStore, migrate } from '../../src/postgres/index.js';
@@ -31,6 +30,7 @@ import { CLAIM_METADATA, TOKEN_METADATA } from '../../src/storage/s3/write-proto
 import { uuidv7 } from '../../src/upload/index.js';
 import { describeS3, rawClient, type S3TestEnv } from '../helpers/s3-env.js';
 import { s3Cleanup, s3StorageFor } from '../helpers/s3-fixture.js';
+import { testPool } from '../helpers/postgres.js';
 import { patternStream, sha256 } from '../helpers/streams.js';
 
 const HOUR = 3600_000;
@@ -105,18 +105,8 @@ const fsBackend: BackendFactory = async () => {
   };
 };
 
-const pgUrl = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const pool = new pg.Pool({ connectionString: pgUrl, max: 12 });
+const { pool, available: pgAvailable } = await testPool();
 const schema = `doorito_reconcile_${randomBytes(4).toString('hex')}`;
-const pgAvailable = await pool.query('SELECT 1').then(
-  () => true,
-  (error: unknown) => {
-    if (process.env.CI) throw new Error(`Postgres is required in CI: ${String(error)}`);
-    console.warn(`\n!! POSTGRES TESTS SKIPPED: no Postgres at PG_TEST_URL (${String(error)})\n`);
-    return false;
-  },
-);
-if (!pgAvailable) await pool.end();
 
 const s3Backend =
   (env: S3TestEnv): BackendFactory =>

@@ -23,9 +23,13 @@ import type { S3Storage } from '../../src/storage/s3/index.js';
 import type { Config, CrashPoint } from '../fixtures/crash-child.js';
 import { PART, s3Cleanup, s3StorageFor } from '../helpers/s3-fixture.js';
 import { describeS3, rawClient, type S3TestEnv } from '../helpers/s3-env.js';
+import { PG_TEST_URL, testPool } from '../helpers/postgres.js';
 import { sha256 } from '../helpers/streams.js';
 
-const url = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const url = PG_TEST_URL;
+// Probed once here; each suite opens its own pool.
+const { pool: probe, available: pgAvailable } = await testPool(1);
+if (pgAvailable) await probe.end();
 const CHILD = path.resolve(import.meta.dirname, '../fixtures/crash-child.ts');
 const POINTS: CrashPoint[] = ['recorded', 'streaming', 'saved', 'committing', 'none'];
 const SIZES = [{ name: 'small', bytes: 200 * 1024 }, { name: 'multipart', bytes: 3 * PART + 123 }];
@@ -68,7 +72,7 @@ interface Target {
 }
 
 function crashSuite(name: string, makeTarget: () => Promise<Target>): void {
-  describe(`${name} [postgres]`, () => {
+  describe.runIf(pgAvailable)(`${name} [postgres]`, () => {
     const pool = new pg.Pool({ connectionString: url, max: 4 });
     const schema = `doorito_crash_${randomBytes(4).toString('hex')}`;
     let target: Target;

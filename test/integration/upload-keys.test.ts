@@ -11,7 +11,6 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryStorage, MemoryUploadStore, UploadService, type FileStoredPayload, type Storage, type UploadFile } from '../../src/index.js';
 import { PostgresUploadStore, migrate } from '../../src/postgres/index.js';
@@ -20,6 +19,7 @@ import { FileSystemStorage } from '../../src/storage/fs/index.js';
 import type { S3Storage } from '../../src/storage/s3/index.js';
 import { describeS3, rawClient, s3Servers, type S3TestEnv } from '../helpers/s3-env.js';
 import { PART, s3Cleanup, s3Leftovers, s3StorageFor } from '../helpers/s3-fixture.js';
+import { testPool } from '../helpers/postgres.js';
 import { patternStream, sha256 } from '../helpers/streams.js';
 
 const N = 10;
@@ -32,18 +32,8 @@ const MULTIPART = PART + MiB;
 type Store = MemoryUploadStore | SqliteUploadStore | PostgresUploadStore;
 type StoreKind = 'memory' | 'sqlite' | 'postgres';
 
-const pgUrl = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const pool = new pg.Pool({ connectionString: pgUrl, max: 12 });
+const { pool, available: pgAvailable } = await testPool();
 const schema = `doorito_keys_${randomBytes(4).toString('hex')}`;
-const pgAvailable = await pool.query('SELECT 1').then(
-  () => true,
-  (error: unknown) => {
-    if (process.env.CI) throw new Error(`Postgres is required in CI: ${String(error)}`);
-    console.warn(`\n!! POSTGRES TESTS SKIPPED: no Postgres at PG_TEST_URL (${String(error)})\n`);
-    return false;
-  },
-);
-if (!pgAvailable) await pool.end();
 
 /** A fresh store per test, and how to get rid of it. */
 function storeFixture(kind: StoreKind): { store: () => Store; before: () => Promise<void>; after: () => Promise<void> } {
