@@ -1,8 +1,8 @@
 // A first look at @doorito/storage: save, read, list, share and delete a file.
 //
-//   npm run example                      # local files under ./media
+//   npm run example:quickstart           # local files under ./media
 //   STORAGE_BACKEND=s3 AWS_STORAGE_BUCKET_NAME=demo AWS_S3_ENDPOINT_URL=http://127.0.0.1:7480 \
-//   AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… npm run example   # any S3-compatible store
+//   AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… npm run example:quickstart   # any S3-compatible store
 //
 // The storage comes from the environment (see .env.example and docs/configuration.md).
 // It imports the package by its name, exactly as your app would.
@@ -11,7 +11,7 @@ import { text } from 'node:stream/consumers';
 import { createStorageFromEnv, describeStorageConfig, getValidName, isStorageError } from '@doorito/storage';
 
 console.log('storage   ', describeStorageConfig());
-const storage = createStorageFromEnv();
+const storage = await createStorageFromEnv();
 const month = new Date().toISOString().slice(0, 7).replace('-', '/');
 
 try {

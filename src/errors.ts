@@ -17,7 +17,8 @@ export type StorageErrorCode =
   | 'E_UPLOAD_FAILED'
   | 'E_UPLOAD_NOT_FOUND'
   | 'E_INVALID_TRANSITION'
-  | 'E_KEY_TAKEN';
+  | 'E_KEY_TAKEN'
+  | 'E_DEPENDENCY';
 
 export interface StorageErrorOptions {
   /** The key the operation was about, if any. */
@@ -116,6 +117,21 @@ export class StoragePermissionError extends StorageError {
   }
 }
 
+/**
+ * An optional package this feature needs is not installed, or its native module was built for
+ * another Node version. `packages` names them; `fix` is the command that fixes it.
+ */
+export class StorageDependencyError extends StorageError {
+  override name = 'StorageDependencyError';
+  readonly packages: readonly string[];
+  readonly fix: string;
+  constructor(message: string, options: StorageErrorOptions & { packages: readonly string[]; fix: string }) {
+    super(`${message} Fix: ${options.fix}`, 'E_DEPENDENCY', options);
+    this.packages = options.packages;
+    this.fix = options.fix;
+  }
+}
+
 function matches(error: unknown, name: string, ctor: abstract new (...args: never[]) => Error): boolean {
   return error instanceof ctor || (error instanceof Error && error.name === name);
 }
@@ -132,6 +148,7 @@ const STORAGE_ERROR_NAMES = new Set([
   'UploadNotFoundError',
   'InvalidTransitionError',
   'StorageKeyTakenError',
+  'StorageDependencyError',
 ]);
 
 export const isStorageError = (error: unknown): error is StorageError =>
@@ -148,3 +165,5 @@ export const isStorageConfigError = (error: unknown): error is StorageConfigErro
   matches(error, 'StorageConfigError', StorageConfigError);
 export const isStoragePermissionError = (error: unknown): error is StoragePermissionError =>
   matches(error, 'StoragePermissionError', StoragePermissionError);
+export const isStorageDependencyError = (error: unknown): error is StorageDependencyError =>
+  matches(error, 'StorageDependencyError', StorageDependencyError);

@@ -55,7 +55,7 @@ async function openStore(env) {
 export async function openPortal({ env = process.env, publicUrl, internalUrl = publicUrl }) {
   const storageEnv = { ...env, MEDIA_URL: env.MEDIA_URL || `${publicUrl}/media/` };
   const storageConfig = loadStorageConfig(storageEnv);
-  const storage = createStorage(storageConfig);
+  const storage = await createStorage(storageConfig);
   const settings = loadUploadSettingsFromEnv(env);
   const database = await openStore(env);
   const { store } = database;

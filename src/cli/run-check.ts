@@ -2,15 +2,16 @@
  * `doorito-storage check`: validate the environment, print the redacted configuration, then
  * probe the storage for real, step by step (the analogue of Django's `manage.py check`).
  */
-import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
 import { text } from 'node:stream/consumers';
 import { createStorage, describeStorageConfig, loadStorageConfig, type StorageConfig } from '../env/storage-env.js';
 import type { Env } from '../env/readers.js';
 import { isStorageConfigError } from '../errors.js';
-import { S3Storage } from '../storage/s3/s3-storage.js';
-import { s3ConfigHint, s3ErrorInfo, toStorageError } from '../storage/s3/errors.js';
 import type { Storage } from '../types.js';
+import type * as S3ChecksModule from './s3-checks.js';
+
+/** The S3-only steps, loaded with the SDK when the configuration chooses S3. */
+type S3Checks = typeof S3ChecksModule;
 
 export interface CheckStep {
   name: string;
@@ -27,7 +28,7 @@ export interface CheckReport {
 
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
-async function probe(storage: Storage, steps: CheckStep[], fetchUrl: typeof fetch): Promise<void> {
+async function probe(storage: Storage, steps: CheckStep[], fetchUrl: typeof fetch, s3: S3Checks | undefined): Promise<void> {
   const body = `doorito-storage check ${randomUUID()}`;
   const step = async (name: string, fn: () => Promise<string>): Promise<boolean> => {
     try {
@@ -40,16 +41,7 @@ async function probe(storage: Storage, steps: CheckStep[], fetchUrl: typeof fetc
   };
   let key = `doorito-check/probe-${randomUUID()}.txt`;
   if (!(await step('write a probe file', async () => ((key = (await storage.save(key, body)).key), `wrote ${key}`)))) return;
-  if (storage instanceof S3Storage) {
-    await step('what the server guarantees', async () => {
-      const checksums = await storage.client.config.requestChecksumCalculation();
-      const overwrite =
-        storage.conditionalWrites === 'supported'
-          ? 'conditional PutObject honoured: no-overwrite saves are atomic'
-          : 'conditional PutObject refused (e.g. Swift, 501): HEAD-then-write, which two concurrent writers can race; the UploadService still keeps its uploads apart';
-      return `${overwrite}; request checksums ${checksums}`;
-    });
-  }
+  if (s3 !== undefined) await step('what the server guarantees', () => s3.guarantees(storage));
   try {
     await step('read it back', async () => {
       const read = await text(await storage.open(key));
@@ -71,23 +63,6 @@ async function probe(storage: Storage, steps: CheckStep[], fetchUrl: typeof fetc
   }
 }
 
-async function headBucket(storage: S3Storage, steps: CheckStep[]): Promise<void> {
-  try {
-    // https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html: no body, so only the status tells.
-    await storage.client.send(new HeadBucketCommand({ Bucket: storage.bucket }));
-    steps.push({ name: 'reach the bucket', ok: true, detail: `bucket "${storage.bucket}" answers` });
-  } catch (error) {
-    const { code, status } = s3ErrorInfo(error);
-    const detail =
-      status === 404
-        ? `bucket "${storage.bucket}" does not exist: ${s3ConfigHint('NoSuchBucket')}`
-        : status === 403
-          ? `access to bucket "${storage.bucket}" is denied (HTTP 403): the credentials are wrong, or lack permission; the next step says more`
-          : toStorageError(error, { bucket: storage.bucket, action: 'reach' }).message + (code === undefined ? '' : ` (${code})`);
-    steps.push({ name: 'reach the bucket', ok: false, detail });
-  }
-}
-
 /** Run every check; never throws. */
 export async function runCheck(env: Env, options: { fetch?: typeof fetch } = {}): Promise<CheckReport> {
   const steps: CheckStep[] = [];
@@ -103,16 +78,18 @@ export async function runCheck(env: Env, options: { fetch?: typeof fetch } = {})
   steps.push({ name: 'read the configuration', ok: true, detail: `${config.backend} storage` });
   let storage: Storage;
   try {
-    storage = createStorage(config);
+    storage = await createStorage(config);
   } catch (error) {
     steps.push({ name: 'create the storage', ok: false, detail: message(error) });
     return { ok: false, backend: config.backend, config: summary, steps };
   }
+  // createStorage loaded the S3 adapter, so the SDK is there.
+  const s3 = config.backend === 's3' ? await import('./s3-checks.js') : undefined;
   try {
-    if (storage instanceof S3Storage) await headBucket(storage, steps);
-    await probe(storage, steps, options.fetch ?? fetch);
+    if (s3 !== undefined) steps.push(await s3.reachBucket(storage));
+    await probe(storage, steps, options.fetch ?? fetch, s3);
   } finally {
-    if (storage instanceof S3Storage) storage.destroy();
+    s3?.destroy(storage);
   }
   return { ok: steps.every((s) => s.ok), backend: config.backend, config: summary, steps };
 }

@@ -2,13 +2,12 @@
  * Storage configured from the environment, as the seed does with django-configurations:
  * local files in development, S3 in production, with the seed's variable names.
  */
-import type { ObjectCannedACL } from '@aws-sdk/client-s3';
 import { FileSystemStorage } from '../storage/fs/fs-storage.js';
-import { S3Storage } from '../storage/s3/s3-storage.js';
 import { validateKey } from '../keys.js';
 import type { Storage } from '../types.js';
 import type { UploadServiceOptions } from '../upload/options.js';
 import { DEFAULT_MAX_SIZE_BYTES } from '../upload/options.js';
+import { loadS3Adapter } from './load-s3.js';
 import { EnvReader, type Env } from './readers.js';
 
 export interface FileSystemStorageConfig {
@@ -31,7 +30,7 @@ export interface S3StorageConfig {
   addressingStyle: 'path' | 'virtual';
   location?: string;
   publicEndpoint?: string;
-  defaultAcl?: ObjectCannedACL;
+  defaultAcl?: S3CannedAcl;
 }
 
 export type StorageConfig = FileSystemStorageConfig | S3StorageConfig;
@@ -45,6 +44,9 @@ const ACLS = [
   'bucket-owner-read',
   'bucket-owner-full-control',
 ] as const;
+
+/** The canned ACLs `AWS_DEFAULT_ACL` accepts (S3's `ObjectCannedACL`). */
+export type S3CannedAcl = (typeof ACLS)[number];
 
 /**
  * Read and validate the storage settings. Every problem is collected and thrown at once as
@@ -105,9 +107,14 @@ export function loadStorageConfig(env: Env = process.env): StorageConfig {
   return config;
 }
 
-/** Build the storage a config describes. */
-export function createStorage(config: StorageConfig): Storage {
+/**
+ * Build the storage a config describes. Async because the S3 adapter, and the AWS SDK with it,
+ * is loaded only when the config chooses S3: a filesystem setup never loads the SDK, and needs
+ * none of its packages installed. Without them, S3 fails with a StorageConfigError naming them.
+ */
+export async function createStorage(config: StorageConfig): Promise<Storage> {
   if (config.backend === 'filesystem') return new FileSystemStorage({ location: config.location, baseUrl: config.baseUrl });
+  const { S3Storage } = await loadS3Adapter();
   return new S3Storage({
     bucket: config.bucket,
     region: config.region,
@@ -129,9 +136,9 @@ export function createStorage(config: StorageConfig): Storage {
  * `STORAGE_BACKEND` says. See docs/configuration.md for every variable.
  *
  * @example
- * const storage = createStorageFromEnv()
+ * const storage = await createStorageFromEnv()
  */
-export function createStorageFromEnv(env: Env = process.env): Storage {
+export async function createStorageFromEnv(env: Env = process.env): Promise<Storage> {
   return createStorage(loadStorageConfig(env));
 }
 

@@ -16,7 +16,8 @@ const run = promisify(execFile);
 
 async function check(env: Record<string, string>, args: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/cli/check.ts', 'check', ...args], {
+    // The built command, as `npx doorito-storage` runs it.
+    const { stdout, stderr } = await run(process.execPath, ['dist/bin/doorito-storage.js', 'check', ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', ...env },
     });
@@ -43,10 +44,10 @@ describe('doorito-storage check, development (filesystem)', () => {
     expect(result.stdout).toContain('All checks passed.');
   });
 
-  it('reads --env-file and answers --json', async () => {
+  it('reads --dotenv and answers --json', async () => {
     const file = path.join(dir, '.env');
     await writeFile(file, `MEDIA_ROOT=${path.join(dir, 'from-file')}\nMEDIA_URL=/files/\n`);
-    const result = await check({}, ['--env-file', file, '--json']);
+    const result = await check({}, ['--dotenv', file, '--json']);
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout) as { ok: boolean; config: Record<string, string>; steps: Array<{ ok: boolean }> };
     expect(report.ok).toBe(true);
@@ -72,6 +73,15 @@ describe('doorito-storage check, development (filesystem)', () => {
 
   it('refuses bad usage with exit code 2', async () => {
     expect((await check({}, ['--bogus'])).code).toBe(2);
+  });
+
+  it('exits 2 naming the file when --dotenv is missing, and checks nothing', async () => {
+    const missing = path.join(dir, 'missing.env');
+    const result = await check({ MEDIA_ROOT: path.join(dir, 'media') }, ['--dotenv', missing]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`Could not read --dotenv ${missing}: no such file`);
+    expect(result.stderr).toContain('usage: doorito-storage check [--dotenv FILE] [--json]');
+    expect(result.stdout).toBe('');
   });
 });
 

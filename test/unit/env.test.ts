@@ -57,9 +57,9 @@ describe('backend selection', () => {
     expect(loadStorageConfig({ STORAGE_BACKEND: 'S3', AWS_STORAGE_BUCKET_NAME: 'b' }).backend).toBe('s3');
     expect(problems({ STORAGE_BACKEND: 'gcs' })).toEqual(['STORAGE_BACKEND']);
   });
-  it('builds the matching storage', () => {
-    expect(createStorageFromEnv({ MEDIA_ROOT: '/tmp/x' }).constructor.name).toBe('FileSystemStorage');
-    expect(createStorageFromEnv({ ...S3, AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b' })).toBeInstanceOf(S3Storage);
+  it('builds the matching storage', async () => {
+    expect((await createStorageFromEnv({ MEDIA_ROOT: '/tmp/x' })).constructor.name).toBe('FileSystemStorage');
+    expect(await createStorageFromEnv({ ...S3, AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b' })).toBeInstanceOf(S3Storage);
   });
 });
 

@@ -6,16 +6,16 @@
  * once, through the same middleware `getSignedUrl` uses, to capture the request shape (host,
  * path prefix, query, headers, signing region and service) and to do once what
  * `S3RequestPresigner.prepareRequest` does every time; then each URL clones the shape, sets the
- * key and signs it with the SDK's own `SignatureV4` (which caches the signing key per day,
- * region and service), the signer `S3RequestPresigner` delegates to for SigV4. SigV4a
+ * key and signs it with the client's own SigV4 signer (`config.signer`, whose `SignatureV4`
+ * caches the signing key per day, region and service), the signer `S3RequestPresigner`
+ * delegates to for SigV4. SigV4a
  * (multi-region access points) keeps the full `S3RequestPresigner`. A test proves the URL is
  * byte-identical to `getSignedUrl()`'s at a fixed clock.
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { formatUrl } from '@aws-sdk/core/util';
 import { S3RequestPresigner } from '@aws-sdk/s3-request-presigner';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { encodeKeyForUrl } from '../../keys.js';
+import { formatUrl } from './format-url.js';
 
 interface RequestShape {
   protocol: string;
@@ -98,14 +98,11 @@ export class UrlSigner {
       });
       presign = (request, options) => presigner.presign(request as never, options);
     } else {
-      const signer = new SignatureV4({
-        service: signingName ?? 's3',
-        region: async () => region ?? (await config.region()),
-        credentials: config.credentials,
-        sha256: config.sha256,
-        uriEscapePath: false,
-        applyChecksum: false,
-      });
+      // The client's signer (the SDK's SignatureV4 for S3: service s3, no double URI escaping),
+      // the one every request of this client is signed with.
+      const signer = (await config.signer({ name: 'sigv4', properties: {} } as never)) as unknown as {
+        presign: (request: never, options: Record<string, unknown>) => Promise<unknown>;
+      };
       // S3RequestPresigner.prepareRequest, done once: an unsigned payload, and the host header.
       headers['X-Amz-Content-Sha256'] = 'UNSIGNED-PAYLOAD';
       if (headers['host'] === undefined || (headers['host'] === request.hostname && request.port != null)) {
