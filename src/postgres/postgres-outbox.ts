@@ -8,6 +8,7 @@ import { LEASE_EXPIRED_MESSAGE, type ClaimOptions, type CompletedDelivery, type 
 import type { Listen } from './listen.js';
 import type { PoolLike } from './migrations.js';
 import { isUuid, toDelivery, toEndpoint } from './rows.js';
+import { validateNewWebhookEndpoint } from '../upload/webhook-endpoint.js';
 
 export class PostgresOutbox implements OutboxStore {
   readonly #pool: PoolLike;
@@ -92,6 +93,7 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async createWebhookEndpoint(endpoint: NewWebhookEndpoint): Promise<WebhookEndpoint> {
+    validateNewWebhookEndpoint(endpoint);
     const { rows } = await this.#pool.query(
       `INSERT INTO ${this.#s}.webhook_endpoint (id, url, secret, event_types, is_active, created_at)
        VALUES ($1, $2, $3, $4, $5, clock_timestamp()) RETURNING *`,

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { OutboxDelivery, OutboxEvent, WebhookEndpoint } from '../upload/model.js';
 import { LEASE_EXPIRED_MESSAGE, type ClaimOptions, type DeliveryOutcome, type NewWebhookEndpoint } from '../upload/ports.js';
 import { ms, toDelivery, toEndpoint, toEvent, type Row, type Statements } from './rows.js';
+import { validateNewWebhookEndpoint } from '../upload/webhook-endpoint.js';
 
 
 export function claimEvents(sql: Statements, options: ClaimOptions): OutboxDelivery[] {
@@ -69,6 +70,7 @@ export function deleteDeliveredEvents(sql: Statements, before: Date): number {
 }
 
 export function createWebhookEndpoint(sql: Statements, endpoint: NewWebhookEndpoint): WebhookEndpoint {
+  validateNewWebhookEndpoint(endpoint);
   const row = sql.one(
     'INSERT INTO webhook_endpoint (id, url, secret, event_types, is_active, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING *',
     randomUUID(), endpoint.url, endpoint.secret, JSON.stringify(endpoint.eventTypes ?? []), endpoint.isActive === false ? 0 : 1, ms(new Date()),

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { StorageKeyTakenError } from './errors.js';
 import type { OutboxDelivery, OutboxEvent, UploadBatch, UploadFile, WebhookEndpoint } from './model.js';
+import { validateNewWebhookEndpoint } from './webhook-endpoint.js';
 import {
   defaultIdempotencyKey,
   heldStorageKey,
@@ -323,6 +324,7 @@ export class MemoryUploadStore implements UnitOfWork, OutboxStore {
 
   createWebhookEndpoint(input: NewWebhookEndpoint): Promise<WebhookEndpoint> {
     return this.#locked(async () => {
+      validateNewWebhookEndpoint(input);
       const endpoint: WebhookEndpoint = {
         id: randomUUID(),
         url: input.url,

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { OutboxEmitter, OutboxStore, UnitOfWork } from '../../src/index.js';
+import { StorageConfigError, type OutboxEmitter, type OutboxStore, type UnitOfWork } from '../../src/index.js';
 
 export interface OutboxStoreFixture {
   outbox: OutboxEmitter;
@@ -192,6 +192,30 @@ export function outboxStoreContract(fixture: () => OutboxStoreFixture): void {
       expect(await fx.outboxStore.setWebhookEndpointActive(randomUUID(), true)).toBeUndefined();
       await fx.outboxStore.deleteWebhookEndpoint(a.id);
       expect((await fx.outboxStore.listWebhookEndpoints()).map((e) => e.id)).toEqual([b.id]);
+    });
+
+    it('refuses an endpoint without a secret or a URL, with the same typed error, and stores nothing', async () => {
+      const fx = fixture();
+      const refusals = [
+        [{ url: 'http://127.0.0.1:9/a' }, 'secret'],
+        [{ url: 'http://127.0.0.1:9/a', secret: undefined }, 'secret'],
+        [{ url: 'http://127.0.0.1:9/a', secret: '' }, 'secret'],
+        [{ url: 'http://127.0.0.1:9/a', secret: '   ' }, 'secret'],
+        [{ url: 'ftp://127.0.0.1/a', secret: 's3cr3t' }, 'url'],
+        [{ url: 'not a url', secret: 's3cr3t' }, 'url'],
+        [{ url: 'http://127.0.0.1:9/a', secret: 's3cr3t', eventTypes: 'file.stored' }, 'eventTypes'],
+      ] as const;
+      for (const [input, option] of refusals) {
+        const error = await fx.outboxStore.createWebhookEndpoint(input as never).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error, JSON.stringify(input)).toBeInstanceOf(StorageConfigError);
+        expect(error).toMatchObject({ code: 'E_CONFIG', option });
+        expect((error as Error).message).toContain(`"${option}"`);
+        expect((error as Error).message).not.toContain('s3cr3t');
+      }
+      expect(await fx.outboxStore.listWebhookEndpoints()).toEqual([]);
     });
 
     it('wakes a subscriber when an event is committed, not when it is rolled back', async () => {
