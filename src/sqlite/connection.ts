@@ -3,6 +3,7 @@
  */
 import Database from 'better-sqlite3';
 import { StorageConfigError } from '../errors.js';
+import { isAbiMismatch, nativeModuleMismatch } from '../dependencies.js';
 
 /** Options of {@link SqliteUploadStore}. */
 export interface SqliteUploadStoreOptions {
@@ -84,6 +85,8 @@ export function openConnection(options: SqliteUploadStoreOptions): { db: Databas
   try {
     db = new Database(database, { timeout: busyTimeoutMs });
   } catch (error) {
+    // better-sqlite3 loads its native module on the first `new Database()`.
+    if (isAbiMismatch(error)) throw nativeModuleMismatch('better-sqlite3', error);
     throw new StorageConfigError(`SqliteUploadStore could not open the SQLite database "${database}": ${String(error)}. Check that its directory exists and is writable.`, {
       option: 'database',
       cause: error,
