@@ -5,6 +5,7 @@ export {
   loadStorageConfig,
   loadUploadSettingsFromEnv,
   type FileSystemStorageConfig,
+  type S3CannedAcl,
   type S3StorageConfig,
   type StorageConfig,
 } from './storage-env.js';
