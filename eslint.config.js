@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.s3-server/**', 'media/**', 'data/**', 'test-results/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.s3-server/**', 'media/**', 'data/**', 'test-results/**', 'test/docs/.tmp-*/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

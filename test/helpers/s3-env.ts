@@ -42,3 +42,14 @@ export const describeOneS3 = (name: string, fn: (env: S3TestEnv) => void): void 
   if (env === null) skipWithoutServer(name, fn);
   else describe(`${name} [${env.provider}]`, () => fn(env));
 };
+
+/** The variables `createStorageFromEnv()` reads for S3, pointing at a test server (optionally under a prefix). */
+export const s3StorageVariables = (env: S3TestEnv, location?: string): Record<string, string> => ({
+  STORAGE_BACKEND: 's3',
+  AWS_STORAGE_BUCKET_NAME: env.bucket,
+  AWS_S3_ENDPOINT_URL: env.endpoint,
+  AWS_S3_REGION_NAME: env.region,
+  AWS_ACCESS_KEY_ID: env.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: env.secretAccessKey,
+  ...(location === undefined ? {} : { AWS_LOCATION: location }),
+});

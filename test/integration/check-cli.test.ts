@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeS3 } from '../helpers/s3-env.js';
+import { describeS3, s3StorageVariables } from '../helpers/s3-env.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
@@ -88,12 +88,7 @@ describe('doorito-storage check, development (filesystem)', () => {
 describeS3('doorito-storage check, production (S3)', (env) => {
   const production = {
     NODE_ENV: 'production',
-    AWS_STORAGE_BUCKET_NAME: env.bucket,
-    AWS_S3_ENDPOINT_URL: env.endpoint,
-    AWS_S3_REGION_NAME: env.region,
-    AWS_ACCESS_KEY_ID: env.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: env.secretAccessKey,
-    AWS_LOCATION: 'check-cli',
+    ...s3StorageVariables(env, 'check-cli'),
   };
 
   it('passes: HeadBucket, put/get/delete of a probe, and a fetch of its presigned URL', async () => {

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { s3Env } from '../helpers/s3-env.js';
+import { s3Env, s3StorageVariables } from '../helpers/s3-env.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
@@ -228,14 +228,7 @@ describe('[package] an S3 and TypeScript consumer', () => {
        await storage.delete(key);
        console.log(JSON.stringify({ backend: storage.constructor.name, fetched, exists: await storage.exists(key) }));`,
     );
-    const result = await node(app, [file], {
-      STORAGE_BACKEND: 's3',
-      AWS_STORAGE_BUCKET_NAME: env.bucket,
-      AWS_S3_ENDPOINT_URL: env.endpoint,
-      AWS_S3_REGION_NAME: env.region,
-      AWS_ACCESS_KEY_ID: env.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: env.secretAccessKey,
-    });
+    const result = await node(app, [file], s3StorageVariables(env));
     expect(result.stderr).toBe('');
     expect(JSON.parse(result.stdout)).toEqual({ backend: 'S3Storage', fetched: 'from a consumer', exists: false });
   });
