@@ -55,7 +55,7 @@ async function rawPosts(url: string): Promise<void> {
   for (let i = 0; i < COUNT; i += BATCH) {
     await Promise.all(
       bodies.slice(i, i + BATCH).map(async ({ id, body }) => {
-        const response = await fetch(url, { method: 'POST', headers: deliveryHeaders({ id, eventType: 'file.stored' }, body, SECRET), body, redirect: 'manual' });
+        const response = await fetch(url, { method: 'POST', headers: deliveryHeaders({ id, eventType: 'file.stored' }, body, SECRET, { timestamp: Math.floor(Date.now() / 1000) }), body, redirect: 'manual' });
         await response.body?.cancel();
         if (response.status !== 204) throw new Error(`HTTP ${response.status}`);
       }),

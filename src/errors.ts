@@ -18,7 +18,10 @@ export type StorageErrorCode =
   | 'E_UPLOAD_NOT_FOUND'
   | 'E_INVALID_TRANSITION'
   | 'E_KEY_TAKEN'
-  | 'E_DEPENDENCY';
+  | 'E_DEPENDENCY'
+  | 'E_WEBHOOK_HEADER'
+  | 'E_WEBHOOK_TIMESTAMP'
+  | 'E_WEBHOOK_SIGNATURE';
 
 export interface StorageErrorOptions {
   /** The key the operation was about, if any. */
@@ -132,6 +135,24 @@ export class StorageDependencyError extends StorageError {
   }
 }
 
+/** Why `verifyWebhook` refused a delivery: answer it with a 4xx and do not handle it. */
+export type WebhookVerificationCode = 'E_WEBHOOK_HEADER' | 'E_WEBHOOK_TIMESTAMP' | 'E_WEBHOOK_SIGNATURE';
+
+/**
+ * A webhook delivery failed verification. `code` says why: `E_WEBHOOK_HEADER` (a
+ * `webhook-id`, `webhook-timestamp` or `webhook-signature` header missing or malformed),
+ * `E_WEBHOOK_TIMESTAMP` (outside the tolerance: a replay, or a clock off by more than it) or
+ * `E_WEBHOOK_SIGNATURE` (no signature matches any secret: forged, altered, or the wrong secret).
+ * The message never holds a secret or a signature.
+ */
+export class WebhookVerificationError extends StorageError {
+  override name = 'WebhookVerificationError';
+  declare readonly code: WebhookVerificationCode;
+  constructor(message: string, code: WebhookVerificationCode, options: Omit<StorageErrorOptions, 'key'> = {}) {
+    super(message, code, options);
+  }
+}
+
 function matches(error: unknown, name: string, ctor: abstract new (...args: never[]) => Error): boolean {
   return error instanceof ctor || (error instanceof Error && error.name === name);
 }
@@ -149,6 +170,7 @@ const STORAGE_ERROR_NAMES = new Set([
   'InvalidTransitionError',
   'StorageKeyTakenError',
   'StorageDependencyError',
+  'WebhookVerificationError',
 ]);
 
 export const isStorageError = (error: unknown): error is StorageError =>
@@ -167,3 +189,5 @@ export const isStoragePermissionError = (error: unknown): error is StoragePermis
   matches(error, 'StoragePermissionError', StoragePermissionError);
 export const isStorageDependencyError = (error: unknown): error is StorageDependencyError =>
   matches(error, 'StorageDependencyError', StorageDependencyError);
+export const isWebhookVerificationError = (error: unknown): error is WebhookVerificationError =>
+  matches(error, 'WebhookVerificationError', WebhookVerificationError);

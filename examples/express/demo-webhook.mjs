@@ -1,10 +1,10 @@
-// The demo webhook receiver: what an external system would do with `file.stored`. It checks the
-// signature on the raw body, dedupes on X-Webhook-Delivery, then fetches `payload.url` and
-// compares the bytes' sha256 with `payload.sha256`.
+// The demo webhook receiver: what an external system would do with `file.stored`. It verifies the
+// Standard Webhooks signature and timestamp on the raw body, dedupes on webhook-id, then fetches
+// `payload.url` and compares the bytes' sha256 with `payload.sha256`.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { verifyWebhookSignature } from '@doorito/storage/outbox';
+import { isWebhookVerificationError, verifyWebhook } from '@doorito/storage/outbox';
 
 const KEEP = 50;
 
@@ -33,21 +33,31 @@ export function createDemoReceiver({ secret }) {
     /** Express handler; mount it behind `express.raw()` so `req.body` is the exact bytes. */
     handle(req, res) {
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const delivery = req.get('x-webhook-delivery') ?? '';
+      const delivery = req.get('webhook-id') ?? '';
+      let rejected = null;
+      try {
+        verifyWebhook(body, req.headers, secret);
+      } catch (error) {
+        if (!isWebhookVerificationError(error)) throw error;
+        rejected = error;
+      }
       const entry = {
         delivery,
         event: req.get('x-webhook-event') ?? '',
         received_at: new Date().toISOString(),
-        signature_valid: verifyWebhookSignature(body, req.get('x-webhook-signature'), secret),
+        signature_valid: rejected === null,
+        /** Why it was refused: E_WEBHOOK_HEADER, E_WEBHOOK_TIMESTAMP or E_WEBHOOK_SIGNATURE. */
+        rejected: rejected?.code ?? null,
         duplicate: seen.has(delivery),
         file_id: null,
         original_filename: null,
         sha256_match: null,
         error: null,
       };
-      if (!entry.signature_valid) {
+      if (rejected !== null) {
         remember(entry);
-        return res.status(401).json({ code: 'bad_signature', message: 'X-Webhook-Signature does not match the body.' });
+        // The message says which check failed; it holds no secret and no signature.
+        return res.status(401).json({ code: 'bad_signature', message: rejected.message });
       }
       let payload;
       try {

@@ -1,6 +1,5 @@
 // Wiring of the example portal: storage, store, UploadService, relay and the demo webhook
 // endpoint, all from the environment. The HTTP routes live in routes.mjs.
-import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -10,7 +9,7 @@ import {
   loadStorageConfig,
   loadUploadSettingsFromEnv,
 } from '@doorito/storage';
-import { OutboxRelay } from '@doorito/storage/outbox';
+import { OutboxRelay, generateWebhookSecret } from '@doorito/storage/outbox';
 import { createDemoReceiver } from './demo-webhook.mjs';
 import { createApp } from './routes.mjs';
 
@@ -72,7 +71,7 @@ export async function openPortal({ env = process.env, publicUrl, internalUrl = p
   });
 
   // The demo endpoint: the relay POSTs every event to this very app, which verifies it.
-  const demoSecret = env.WEBHOOK_DEMO_SECRET || randomBytes(24).toString('hex');
+  const demoSecret = env.WEBHOOK_DEMO_SECRET || generateWebhookSecret();
   const demoUrl = `${internalUrl}/webhooks/demo`;
   const demo = createDemoReceiver({ secret: demoSecret });
   if (env.WEBHOOK_DEMO !== 'off') {

@@ -1,6 +1,7 @@
 /** One webhook POST: signed, timed out, its outcome described without secrets. */
 import type { OutboxDelivery, WebhookEndpoint } from '../upload/model.js';
 import { signWebhookBody } from './signature.js';
+import { signWebhook } from './standard-webhooks.js';
 
 /** The `fetch` the relay uses; the global one by default. */
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
@@ -27,14 +28,27 @@ export function printableUrl(url: string): string {
   }
 }
 
-/** The request headers of a delivery. */
-export function deliveryHeaders(event: Pick<OutboxDelivery, 'id' | 'eventType'>, body: string, secret: string): Record<string, string> {
+/** How {@link deliveryHeaders} signs one attempt. */
+export interface SignOptions {
+  /** This attempt's `webhook-timestamp`: integer seconds since the epoch. */
+  timestamp: number;
+  /** Add the deprecated `x-webhook-delivery` and `x-webhook-signature`. @default false */
+  legacySignatureHeaders?: boolean;
+}
+
+/**
+ * The request headers of one attempt: Standard Webhooks' `webhook-id` (the event id, the same on
+ * every attempt), `webhook-timestamp` and `webhook-signature`, plus `x-webhook-event`.
+ */
+export function deliveryHeaders(event: Pick<OutboxDelivery, 'id' | 'eventType'>, body: string, secret: string, options: SignOptions): Record<string, string> {
   return {
     'content-type': 'application/json',
     'user-agent': 'doorito-storage-outbox-relay',
     'x-webhook-event': event.eventType,
-    'x-webhook-delivery': event.id,
-    'x-webhook-signature': signWebhookBody(body, secret),
+    'webhook-id': event.id,
+    'webhook-timestamp': String(options.timestamp),
+    'webhook-signature': signWebhook(event.id, options.timestamp, body, secret),
+    ...(options.legacySignatureHeaders === true ? { 'x-webhook-delivery': event.id, 'x-webhook-signature': signWebhookBody(body, secret) } : {}),
   };
 }
 
@@ -56,14 +70,14 @@ export async function postToEndpoint(
   endpoint: WebhookEndpoint,
   event: OutboxDelivery,
   body: string,
-  options: { timeoutMs: number; signal: AbortSignal },
+  options: { timeoutMs: number; signal: AbortSignal } & SignOptions,
 ): Promise<EndpointResult> {
   const url = printableUrl(endpoint.url);
   const timeout = AbortSignal.timeout(options.timeoutMs);
   try {
     const response = await fetchFn(endpoint.url, {
       method: 'POST',
-      headers: deliveryHeaders(event, body, endpoint.secret),
+      headers: deliveryHeaders(event, body, endpoint.secret, options),
       body,
       // A redirect is not a delivery; following one would turn the POST into a GET.
       redirect: 'manual',

@@ -2,7 +2,7 @@
  * The outbox relay: claim due events under a lease, POST each to the matching webhook
  * endpoints holding no lock, then record the outcome (delivered, retry with backoff, failed).
  * At-least-once: an outcome that is never recorded (a crash) means the event is claimed again
- * when its lease ends, and delivered again with the same `X-Webhook-Delivery`.
+ * when its lease ends, and delivered again with the same `webhook-id` (and a new `webhook-timestamp`).
  */
 import { StorageConfigError } from '../errors.js';
 import type { OutboxDelivery, WebhookEndpoint } from '../upload/model.js';
@@ -44,8 +44,19 @@ export interface OutboxRelayOptions {
    * For a graceful stop, call `stop()`.
    */
   signal?: AbortSignal;
-  /** The clock. @default () => new Date() */
+  /**
+   * The clock: when events are due, and each attempt's `webhook-timestamp`.
+   * @default () => new Date()
+   */
   now?: () => Date;
+  /**
+   * Also send the headers of earlier versions: `x-webhook-delivery` (the event id, as
+   * `webhook-id`) and `x-webhook-signature` (hex HMAC-SHA256 of the body alone, which a captured
+   * delivery replays forever), for receivers not yet moved to `webhook-signature`.
+   * @deprecated for the move to Standard Webhooks only; removed in the next minor release.
+   * @default false
+   */
+  legacySignatureHeaders?: boolean;
   /** Jitter source in [0, 1). @default Math.random */
   random?: () => number;
   /** Told of every recorded (or lost) outcome, e.g. for logs and metrics. */
@@ -107,6 +118,7 @@ export class OutboxRelay {
   readonly #leaseMs: number;
   readonly #now: () => Date;
   readonly #random: () => number;
+  readonly #legacySignatureHeaders: boolean;
   readonly #onDelivery: ((report: DeliveryReport) => void) | undefined;
   readonly #onError: (error: unknown) => void;
   /** Aborted by `options.signal`: a crash. */
@@ -131,6 +143,7 @@ export class OutboxRelay {
     }
     this.#now = options.now ?? (() => new Date());
     this.#random = options.random ?? Math.random;
+    this.#legacySignatureHeaders = options.legacySignatureHeaders === true;
     this.#onDelivery = options.onDelivery;
     this.#onError = options.onError ?? ((error) => console.error(`[doorito-storage] outbox relay: ${error instanceof Error ? error.message : String(error)}`));
     const signal = options.signal;
@@ -193,8 +206,10 @@ export class OutboxRelay {
   async #deliver(event: OutboxDelivery, endpoints: WebhookEndpoint[]): Promise<{ event: OutboxDelivery; results: EndpointResult[] }> {
     const body = JSON.stringify(event.payload);
     const targets = endpoints.filter((endpoint) => matches(endpoint, event.eventType));
+    // Signed when sent: a receiver measures its tolerance from this attempt, not the first.
+    const sign = { timestamp: Math.floor(this.#now().getTime() / 1000), legacySignatureHeaders: this.#legacySignatureHeaders };
     const results = await Promise.all(
-      targets.map((endpoint) => postToEndpoint(this.#fetch, endpoint, event, body, { timeoutMs: this.#timeoutMs, signal: this.#kill.signal })),
+      targets.map((endpoint) => postToEndpoint(this.#fetch, endpoint, event, body, { timeoutMs: this.#timeoutMs, signal: this.#kill.signal, ...sign })),
     );
     return { event, results };
   }

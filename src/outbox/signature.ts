@@ -1,6 +1,12 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-/** Hex HMAC-SHA256 of `body` keyed with `secret`: the `X-Webhook-Signature` header. */
+/**
+ * Hex HMAC-SHA256 of `body` keyed with `secret`: the `x-webhook-signature` header, sent only with
+ * `legacySignatureHeaders: true`.
+ * @deprecated It signs the body alone, so a captured delivery verifies forever. Deliveries are
+ * signed per Standard Webhooks (`webhook-signature`); verify them with `verifyWebhook`. Removed in
+ * the next minor release.
+ */
 export function signWebhookBody(body: string | Uint8Array, secret: string): string {
   return createHmac('sha256', secret).update(body).digest('hex');
 }
@@ -8,7 +14,11 @@ export function signWebhookBody(body: string | Uint8Array, secret: string): stri
 const HEX_SHA256 = /^[0-9a-f]{64}$/iu;
 
 /**
- * Check an `X-Webhook-Signature` header against the exact request body, in constant time.
+ * @deprecated Checks the legacy `x-webhook-signature` (body only, replayable), sent only with the
+ * relay's `legacySignatureHeaders: true`. Use `verifyWebhook(body, headers, secret)`, which
+ * checks `webhook-signature` and the timestamp. Removed in the next minor release.
+ *
+ * Check an `x-webhook-signature` header against the exact request body, in constant time.
  * Pass the body as received (raw bytes or the unparsed string): re-serialized JSON may differ.
  *
  * @example

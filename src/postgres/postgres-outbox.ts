@@ -93,11 +93,11 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async createWebhookEndpoint(endpoint: NewWebhookEndpoint): Promise<WebhookEndpoint> {
-    validateNewWebhookEndpoint(endpoint);
+    const secret = validateNewWebhookEndpoint(endpoint);
     const { rows } = await this.#pool.query(
       `INSERT INTO ${this.#s}.webhook_endpoint (id, url, secret, event_types, is_active, created_at)
        VALUES ($1, $2, $3, $4, $5, clock_timestamp()) RETURNING *`,
-      [randomUUID(), endpoint.url, endpoint.secret, endpoint.eventTypes ?? [], endpoint.isActive ?? true],
+      [randomUUID(), endpoint.url, secret, endpoint.eventTypes ?? [], endpoint.isActive ?? true],
     );
     return toEndpoint(rows[0] as Record<string, unknown>);
   }

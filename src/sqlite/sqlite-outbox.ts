@@ -70,10 +70,10 @@ export function deleteDeliveredEvents(sql: Statements, before: Date): number {
 }
 
 export function createWebhookEndpoint(sql: Statements, endpoint: NewWebhookEndpoint): WebhookEndpoint {
-  validateNewWebhookEndpoint(endpoint);
+  const secret = validateNewWebhookEndpoint(endpoint);
   const row = sql.one(
     'INSERT INTO webhook_endpoint (id, url, secret, event_types, is_active, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING *',
-    randomUUID(), endpoint.url, endpoint.secret, JSON.stringify(endpoint.eventTypes ?? []), endpoint.isActive === false ? 0 : 1, ms(new Date()),
+    randomUUID(), endpoint.url, secret, JSON.stringify(endpoint.eventTypes ?? []), endpoint.isActive === false ? 0 : 1, ms(new Date()),
   );
   return toEndpoint(row as Row);
 }

@@ -165,7 +165,7 @@ export class SqliteUploadStore implements UnitOfWork, OutboxStore {
     return this.#run(() => relay.deleteDeliveredEvents(this.#sql, before));
   }
 
-  /** Add a webhook endpoint (active, for every event type, unless told otherwise). */
+  /** Add a webhook endpoint (active, for every event type, with a generated secret, unless told otherwise). */
   createWebhookEndpoint(endpoint: NewWebhookEndpoint): Promise<WebhookEndpoint> {
     return this.#run(() => relay.createWebhookEndpoint(this.#sql, endpoint));
   }

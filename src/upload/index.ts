@@ -1,6 +1,7 @@
 export { UploadService, AGGREGATE_TYPE, type CreateUploadFileInput, type UploadServiceDeps } from './upload-service.js';
 export type { ReconcileOptions, ReconcileReport } from './reconcile.js';
 export { MemoryUploadStore } from './memory-store.js';
+export { generateWebhookSecret } from './webhook-secret.js';
 export {
   DEFAULT_ATTACHMENT_TYPES,
   DEFAULT_MAX_SIZE_BYTES,

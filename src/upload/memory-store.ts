@@ -324,11 +324,11 @@ export class MemoryUploadStore implements UnitOfWork, OutboxStore {
 
   createWebhookEndpoint(input: NewWebhookEndpoint): Promise<WebhookEndpoint> {
     return this.#locked(async () => {
-      validateNewWebhookEndpoint(input);
+      const secret = validateNewWebhookEndpoint(input);
       const endpoint: WebhookEndpoint = {
         id: randomUUID(),
         url: input.url,
-        secret: input.secret,
+        secret,
         eventTypes: [...(input.eventTypes ?? [])],
         isActive: input.isActive ?? true,
         createdAt: new Date(),

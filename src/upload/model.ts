@@ -104,7 +104,10 @@ export interface OutboxDelivery<Payload = Record<string, unknown>> extends Outbo
 export interface WebhookEndpoint {
   id: string;
   url: string;
-  /** HMAC-SHA256 key of `X-Webhook-Signature`. */
+  /**
+   * The signing secret (the HMAC-SHA256 key of `webhook-signature`): `whsec_…` as generated, or
+   * the raw string an earlier version stored. Give it to the receiver; never log it.
+   */
   secret: string;
   /** Event types sent to this endpoint; empty means every type. */
   eventTypes: string[];

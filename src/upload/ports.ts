@@ -162,7 +162,14 @@ export interface ClaimOptions {
 /** A new webhook endpoint. */
 export interface NewWebhookEndpoint {
   url: string;
-  secret: string;
+  /**
+   * The key deliveries are signed with. A Standard Webhooks secret (`whsec_` + the base64 of
+   * 24–64 bytes; the key is those bytes), or, as earlier versions stored them, any other
+   * non-blank string, whose UTF-8 bytes are the key.
+   * @default a new `whsec_` secret from `generateWebhookSecret()`; the returned endpoint holds it
+   * @example { url: 'https://hooks.example.com/doorito' } // then give `endpoint.secret` to the receiver
+   */
+  secret?: string;
   /** @default [] (every event type) */
   eventTypes?: string[];
   /** @default true */

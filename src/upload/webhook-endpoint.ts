@@ -1,21 +1,35 @@
 /** The one check of a new webhook endpoint, shared by every store, so each refuses the same input the same way. */
 import { StorageConfigError } from '../errors.js';
 import type { NewWebhookEndpoint } from './ports.js';
+import { generateWebhookSecret, webhookSecretProblem } from './webhook-secret.js';
 
 const describeValue = (value: unknown): string =>
   value === undefined ? 'undefined' : value === null ? 'null' : typeof value === 'string' ? (value === '' ? 'an empty string' : 'a string of blanks') : `a ${typeof value}`;
 
 /**
- * Refuse an endpoint without a usable URL or secret, before anything is stored. The secret is
- * what receivers verify signatures with: an endpoint without one would be signed with an
- * empty key, which anyone can forge. Values are never echoed (URLs may carry credentials).
+ * Refuse an endpoint without a usable URL or secret, before anything is stored, and return the
+ * secret to store: the one given, or a new one ({@link generateWebhookSecret}) when it is
+ * left out (a `secret` key set to `undefined` is refused: it is an unset variable). A given secret must be a non-blank string (an empty key can be forged by anyone); a
+ * `whsec_` one must decode to 24–64 bytes. Values are never echoed (URLs may carry credentials,
+ * and a secret is a secret).
  */
-export function validateNewWebhookEndpoint(input: NewWebhookEndpoint): void {
+export function validateNewWebhookEndpoint(input: NewWebhookEndpoint): string {
   const secret: unknown = (input as { secret?: unknown }).secret;
-  if (typeof secret !== 'string' || secret.trim() === '') {
+  // `secret: process.env.X` with X unset is a mistake, not a wish for a new secret: only a
+  // secret left out is generated.
+  const given = Object.hasOwn(input, 'secret');
+  if (given && (typeof secret !== 'string' || secret.trim() === '')) {
     throw new StorageConfigError(
-      `Webhook endpoint option "secret" is required: a non-empty string, the key receivers verify signatures with; got ${describeValue(secret)}. ` +
-        `Generate one with: node -e "console.log(require('node:crypto').randomBytes(32).toString('base64url'))"`,
+      `Webhook endpoint option "secret" must be a non-empty string, the key receivers verify signatures with; got ${describeValue(secret)}. ` +
+        'Omit it to have one generated (the returned endpoint holds it), or use generateWebhookSecret().',
+      { option: 'secret' },
+    );
+  }
+  const problem = typeof secret === 'string' ? webhookSecretProblem(secret) : undefined;
+  if (problem !== undefined) {
+    throw new StorageConfigError(
+      `Webhook endpoint option "secret" is not a valid Standard Webhooks secret: ${problem}. ` +
+        'A "whsec_" secret is "whsec_" + the base64 of 24 to 64 random bytes; omit the option to have one generated, or use generateWebhookSecret().',
       { option: 'secret' },
     );
   }
@@ -36,4 +50,5 @@ export function validateNewWebhookEndpoint(input: NewWebhookEndpoint): void {
       option: 'eventTypes',
     });
   }
+  return typeof secret === 'string' ? secret : generateWebhookSecret();
 }

@@ -1,13 +1,23 @@
 /**
  * The relay's reliability proofs, run against every store (memory, SQLite, Postgres) with a
- * real HTTP receiver on 127.0.0.1: signatures, endpoint matching, backoff to `failed`,
+ * real HTTP receiver on 127.0.0.1: Standard Webhooks signatures (verified by the
+ * `standardwebhooks` and `svix` packages too), endpoint matching, backoff to `failed`,
  * timeouts, crash mid-delivery, three concurrent relays over 500 events, wake-ups, cleanup.
  */
 import { randomUUID } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { OutboxEmitter, OutboxStore, UnitOfWork, UploadRepository } from '../../src/index.js';
-import { OutboxRelay, verifyWebhookSignature, type OutboxRelayOptions } from '../../src/outbox/index.js';
-import { startReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
+import {
+  OutboxRelay,
+  generateWebhookSecret,
+  isWebhookVerificationError,
+  signWebhookBody,
+  verifyWebhook,
+  verifyWebhookSignature,
+  type OutboxRelayOptions,
+} from '../../src/outbox/index.js';
+import { startVerifyingReceivers } from '../helpers/standard-receivers.js';
+import { startReceiver, type ReceivedDelivery, type WebhookReceiver } from '../helpers/webhook-receiver.js';
 import { fileOf } from './upload-store-contract.js';
 
 export type RelayStore = OutboxStore & UnitOfWork & { outbox: OutboxEmitter; repository: UploadRepository };
@@ -18,7 +28,18 @@ export interface RelayFixture {
   cleanup(): Promise<void>;
 }
 
-const SECRET = 'whsec-contract-0123456789';
+const SECRET = generateWebhookSecret();
+
+/** Why verifyWebhook refuses a delivery, or 'ok'. */
+function verdict(got: ReceivedDelivery | undefined, secrets: string | string[], body: Buffer | string = got?.body ?? '', now?: () => Date): string {
+  try {
+    verifyWebhook(body, got?.headers ?? {}, secrets, now === undefined ? {} : { now });
+    return 'ok';
+  } catch (error) {
+    if (isWebhookVerificationError(error)) return error.code;
+    throw error;
+  }
+}
 
 /** A clock the test moves by hand. */
 function manualClock(start = new Date()) {
@@ -60,27 +81,105 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
       await fx.cleanup();
     });
 
-    it('POSTs the exact JSON payload with event, delivery and a signature that verifies (and fails when tampered)', async () => {
+    it('POSTs the exact JSON payload with the Standard Webhooks headers, a signature that verifies (and fails when tampered)', async () => {
       await store.createWebhookEndpoint({ url: `${receiver.url}/hook`, secret: SECRET });
       const payload = { file_id: randomUUID(), original_filename: 'naïve résumé.pdf', size_bytes: 12, nested: { a: [1, 2] } };
       const event = await emit(payload);
-      expect(await relay().runOnce()).toEqual({ claimed: 1, delivered: 1, retried: 0, failed: 0, abandoned: 0 });
+      const clock = manualClock(new Date(Date.now() + 1500));
+      expect(await relay({ now: clock.now }).runOnce()).toEqual({ claimed: 1, delivered: 1, retried: 0, failed: 0, abandoned: 0 });
 
       expect(receiver.received).toHaveLength(1);
       const [got] = receiver.received;
       expect(got?.path).toBe('/hook');
       expect(got?.headers['content-type']).toBe('application/json');
+      expect(got?.headers['user-agent']).toBe('doorito-storage-outbox-relay');
       expect(got?.headers['x-webhook-event']).toBe('file.stored');
-      expect(got?.headers['x-webhook-delivery']).toBe(event.id);
+      expect(got?.headers['webhook-id']).toBe(event.id);
+      // Signed by the relay's clock, in whole seconds.
+      expect(got?.headers['webhook-timestamp']).toBe(String(Math.floor(clock.now().getTime() / 1000)));
+      expect(got?.headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/u);
+      // The deprecated headers only on request.
+      expect(got?.headers['x-webhook-signature']).toBeUndefined();
+      expect(got?.headers['x-webhook-delivery']).toBeUndefined();
       expect(JSON.parse(got!.body.toString('utf8'))).toEqual(payload);
-      const signature = got?.headers['x-webhook-signature'] as string;
-      expect(verifyWebhookSignature(got!.body, signature, SECRET)).toBe(true);
-      expect(verifyWebhookSignature(got!.body.toString('utf8'), signature, SECRET)).toBe(true);
+      expect(verdict(got, SECRET)).toBe('ok');
+      expect(verdict(got, SECRET, got!.body.toString('utf8'))).toBe('ok');
+      expect(verifyWebhook(got!.body, got!.headers, SECRET)).toEqual({ id: event.id, timestamp: new Date(Math.floor(clock.now().getTime() / 1000) * 1000) });
       const tampered = Buffer.from(got!.body);
       tampered.writeUInt8(tampered.readUInt8(tampered.length - 2) ^ 1, tampered.length - 2);
-      expect(verifyWebhookSignature(tampered, signature, SECRET)).toBe(false);
-      expect(verifyWebhookSignature(got!.body, signature, `${SECRET}x`)).toBe(false);
+      expect(verdict(got, SECRET, tampered)).toBe('E_WEBHOOK_SIGNATURE');
+      expect(verdict(got, generateWebhookSecret())).toBe('E_WEBHOOK_SIGNATURE');
+      expect(verdict(got, SECRET, got!.body, () => new Date(clock.now().getTime() + 301_000))).toBe('E_WEBHOOK_TIMESTAMP');
       expect(await store.getEvent(event.id)).toMatchObject({ status: 'delivered', attempts: 1 });
+    });
+
+    it('is verified by real standardwebhooks and svix receivers, with secrets the store generated; a capture replayed after the tolerance is refused by both', async () => {
+      const verifiers = await startVerifyingReceivers();
+      try {
+        for (const verifier of verifiers) {
+          // No secret given: the store makes one, and the endpoint it returns holds it.
+          const endpoint = await store.createWebhookEndpoint({ url: `${verifier.url}/hook` });
+          expect(endpoint.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/u);
+          expect((await store.listWebhookEndpoints()).find((e) => e.id === endpoint.id)?.secret).toBe(endpoint.secret);
+          verifier.secret = endpoint.secret;
+        }
+        expect(verifiers[0]?.secret).not.toBe(verifiers[1]?.secret);
+        const events = [await emit({ file_id: randomUUID(), original_filename: 'naïve résumé ✓.pdf' }), await emit({ n: 2 }, 'file.expiring')];
+        expect(await relay().runOnce()).toMatchObject({ claimed: 2, delivered: 2 });
+        for (const verifier of verifiers) {
+          expect(verifier.received.map((r) => [verifier.name, r.verified, r.error])).toEqual([
+            [verifier.name, true, undefined],
+            [verifier.name, true, undefined],
+          ]);
+          expect(new Set(verifier.received.map((r) => r.headers['webhook-id']))).toEqual(new Set(events.map((e) => e.id)));
+        }
+
+        // An attacker replays a captured delivery byte for byte.
+        const replay = async (verifier: (typeof verifiers)[number], body?: Buffer) => {
+          const captured = verifier.received[0]!;
+          const headers = Object.fromEntries(['content-type', 'webhook-id', 'webhook-timestamp', 'webhook-signature'].map((h) => [h, String(captured.headers[h])]));
+          const response = await fetch(`${verifier.url}/hook`, { method: 'POST', headers, body: body ?? captured.body });
+          await response.body?.cancel();
+          return [verifier.name, response.status, verifier.received.at(-1)?.error];
+        };
+        const signedAt = Number(verifiers[0]!.received[0]!.headers['webhook-timestamp']);
+        // The receivers' clock (both packages read Date.now()) moves on; fetch and the server keep real timers.
+        vi.useFakeTimers({ toFake: ['Date'], now: (signedAt + 300) * 1000 });
+        // Within the tolerance a replay verifies: that is why receivers dedupe on webhook-id.
+        expect(await Promise.all(verifiers.map((v) => replay(v)))).toEqual([
+          ['standardwebhooks', 204, undefined],
+          ['svix', 204, undefined],
+        ]);
+        const altered = Buffer.from(JSON.stringify({ file_id: randomUUID(), original_filename: 'evil.exe' }));
+        expect(await Promise.all(verifiers.map((v) => replay(v, altered)))).toEqual([
+          ['standardwebhooks', 401, 'No matching signature found'],
+          ['svix', 401, 'No matching signature found'],
+        ]);
+        vi.setSystemTime((signedAt + 301) * 1000);
+        expect(await Promise.all(verifiers.map((v) => replay(v)))).toEqual([
+          ['standardwebhooks', 401, 'Message timestamp too old'],
+          ['svix', 401, 'Message timestamp too old'],
+        ]);
+        const captured = verifiers[0]!.received[0]!;
+        expect(() => verifyWebhook(captured.body, captured.headers, verifiers[0]!.secret)).toThrow(expect.objectContaining({ code: 'E_WEBHOOK_TIMESTAMP' }) as Error);
+      } finally {
+        vi.useRealTimers();
+        await Promise.all(verifiers.map((v) => v.close()));
+      }
+    });
+
+    it('adds the deprecated x-webhook-delivery and x-webhook-signature only with legacySignatureHeaders, keyed with a raw secret as before', async () => {
+      const raw = 'legacy-raw-secret-from-0.2';
+      await store.createWebhookEndpoint({ url: `${receiver.url}/hook`, secret: raw });
+      const event = await emit({ n: 1 });
+      expect(await relay({ legacySignatureHeaders: true }).runOnce()).toMatchObject({ delivered: 1 });
+      const [got] = receiver.received;
+      expect(got?.headers['x-webhook-delivery']).toBe(event.id);
+      expect(got?.headers['x-webhook-signature']).toBe(signWebhookBody(got!.body, raw));
+      expect(verifyWebhookSignature(got!.body, got?.headers['x-webhook-signature'] as string, raw)).toBe(true);
+      // The Standard Webhooks headers are there too, keyed with the raw secret's bytes.
+      expect(got?.headers['webhook-id']).toBe(event.id);
+      expect(verdict(got, raw)).toBe('ok');
     });
 
     it('sends only to active endpoints whose event types match; with none, the event counts as delivered', async () => {
@@ -145,7 +244,7 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
       expect((await store.getEvent(event.id))?.errorMessage).toContain('HTTP 302');
     });
 
-    it('redelivers after a crash between the POST and the recorded outcome, with the same X-Webhook-Delivery', async () => {
+    it('redelivers after a crash between the POST and the recorded outcome, with the same webhook-id and a new timestamp', async () => {
       await store.createWebhookEndpoint({ url: `${receiver.url}/hook`, secret: SECRET });
       const event = await emit();
       const kill = new AbortController();
@@ -164,6 +263,10 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
       clock.advance(60_001);
       expect(await survivor.runOnce()).toMatchObject({ claimed: 1, delivered: 1 });
       expect(receiver.received.map((d) => d.delivery)).toEqual([event.id, event.id]);
+      // Each attempt is signed when sent: the retry's timestamp is the survivor's clock, 60 s on.
+      const [first, second] = receiver.received.map((d) => Number(d.headers['webhook-timestamp']));
+      expect(second! - first!).toBeGreaterThanOrEqual(60);
+      expect(receiver.received.map((d) => verdict(d, SECRET, d.body, () => new Date(Number(d.headers['webhook-timestamp']) * 1000)))).toEqual(['ok', 'ok']);
       // The receiver dedupes on the delivery id: one event, handled once.
       expect(new Set(receiver.received.map((d) => d.delivery)).size).toBe(1);
       expect(await store.getEvent(event.id)).toMatchObject({ status: 'delivered', attempts: 2 });
@@ -215,7 +318,7 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
       expect(perRelay.reduce((a, b) => a + b, 0)).toBe(500);
       expect(deliveries).toHaveLength(500);
       expect(unique).toEqual(ids);
-      for (const got of receiver.received) expect(verifyWebhookSignature(got.body, got.headers['x-webhook-signature'] as string, SECRET)).toBe(true);
+      for (const got of receiver.received) expect(verdict(got, SECRET)).toBe('ok');
       const states = await Promise.all([...ids].map(async (id) => (await store.getEvent(id))?.status));
       expect(states.every((s) => s === 'delivered')).toBe(true);
     });

@@ -194,13 +194,40 @@ export function outboxStoreContract(fixture: () => OutboxStoreFixture): void {
       expect((await fx.outboxStore.listWebhookEndpoints()).map((e) => e.id)).toEqual([b.id]);
     });
 
-    it('refuses an endpoint without a secret or a URL, with the same typed error, and stores nothing', async () => {
+    it('generates a whsec_ secret when none is given, and keeps a given one (whsec_ or raw) as given', async () => {
+      const fx = fixture();
+      const generated = await fx.outboxStore.createWebhookEndpoint({ url: 'http://127.0.0.1:9/generated' });
+      const alsoGenerated = await fx.outboxStore.createWebhookEndpoint({ url: 'http://127.0.0.1:9/also', eventTypes: ['file.stored'] });
+      for (const endpoint of [generated, alsoGenerated]) {
+        expect(endpoint.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/u);
+        expect(Buffer.from(endpoint.secret.slice('whsec_'.length), 'base64')).toHaveLength(32);
+      }
+      expect(generated.secret).not.toBe(alsoGenerated.secret);
+      const given = ['whsec_' + Buffer.alloc(24, 7).toString('base64'), 'whsec_' + Buffer.alloc(64, 9).toString('base64'), 'a raw secret from 0.2'];
+      const kept = [];
+      for (const secret of given) kept.push(await fx.outboxStore.createWebhookEndpoint({ url: 'http://127.0.0.1:9/given', secret }));
+      expect(kept.map((e) => e.secret)).toEqual(given);
+      // What is stored is what was returned.
+      expect((await fx.outboxStore.listWebhookEndpoints()).map((e) => e.secret)).toEqual([generated.secret, alsoGenerated.secret, ...given]);
+    });
+
+    it('refuses a blank secret, a bad whsec_ one, or a bad URL, with the same typed error, echoing no value, and stores nothing', async () => {
       const fx = fixture();
       const refusals = [
-        [{ url: 'http://127.0.0.1:9/a' }, 'secret'],
+        // Given as undefined (e.g. `secret: process.env.UNSET`) is a mistake, not "generate one".
         [{ url: 'http://127.0.0.1:9/a', secret: undefined }, 'secret'],
+        [{ url: 'http://127.0.0.1:9/a', secret: null }, 'secret'],
+        [{ url: 'http://127.0.0.1:9/a', secret: 42 }, 'secret'],
         [{ url: 'http://127.0.0.1:9/a', secret: '' }, 'secret'],
         [{ url: 'http://127.0.0.1:9/a', secret: '   ' }, 'secret'],
+        [{ url: 'http://127.0.0.1:9/a', secret: 'whsec_' }, 'secret'],
+        // 23 and 65 bytes: outside the spec's 24–64.
+        [{ url: 'http://127.0.0.1:9/a', secret: 'whsec_' + Buffer.alloc(23, 1).toString('base64') }, 'secret'],
+        [{ url: 'http://127.0.0.1:9/a', secret: 'whsec_' + Buffer.alloc(65, 1).toString('base64') }, 'secret'],
+        // base64url and unpadded base64 are not what the receivers' libraries decode.
+        [{ url: 'http://127.0.0.1:9/a', secret: 'whsec_' + Buffer.alloc(32, 0xfb).toString('base64url') }, 'secret'],
+        [{ url: 'http://127.0.0.1:9/a', secret: 'whsec_' + Buffer.alloc(32, 1).toString('base64').replace(/=+$/u, '') }, 'secret'],
+        [{ url: 'http://127.0.0.1:9/a', secret: 'whsec_s3cr3t!!' }, 'secret'],
         [{ url: 'ftp://127.0.0.1/a', secret: 's3cr3t' }, 'url'],
         [{ url: 'not a url', secret: 's3cr3t' }, 'url'],
         [{ url: 'http://127.0.0.1:9/a', secret: 's3cr3t', eventTypes: 'file.stored' }, 'eventTypes'],
@@ -214,6 +241,8 @@ export function outboxStoreContract(fixture: () => OutboxStoreFixture): void {
         expect(error).toMatchObject({ code: 'E_CONFIG', option });
         expect((error as Error).message).toContain(`"${option}"`);
         expect((error as Error).message).not.toContain('s3cr3t');
+        const secret = (input as { secret?: unknown }).secret;
+        if (typeof secret === 'string' && secret.length > 'whsec_'.length) expect((error as Error).message).not.toContain(secret.slice('whsec_'.length));
       }
       expect(await fx.outboxStore.listWebhookEndpoints()).toEqual([]);
     });

@@ -59,7 +59,8 @@ for (const file of DOC_FILES) {
 
 const where = (block: DocBlock) => `${block.file}:${block.line}`;
 const slug = (plan: BlockPlan) => `${plan.block.file.replace(/[^a-z0-9]+/giu, '-')}-${plan.block.line}`;
-const WEBHOOK_SECRET = randomBytes(24).toString('base64url');
+// A Standard Webhooks secret, as generateWebhookSecret() makes them.
+const WEBHOOK_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 const S3 = s3Env();
 let tmp = '';
 
@@ -166,29 +167,43 @@ describe('docs TypeScript blocks pass tsc --strict (nodenext, the built package 
 
 /** Checks of a running `serve` block, by the name its marker gives. */
 const PROBES: Record<string, (context: ServeContext) => Promise<void>> = {
-  /** docs/events.md's receiver: a signed delivery is taken, its redelivery too, a forged one refused. */
-  async 'webhook-receiver'({ port }) {
-    const body = JSON.stringify({ file_id: randomUUID(), original_filename: 'Quarterly Report.pdf', sha256: '0'.repeat(64) });
-    const delivery = randomUUID();
-    const post = (signature: string) =>
-      fetch(`http://127.0.0.1:${port}/doorito`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-webhook-signature': signature, 'x-webhook-delivery': delivery, 'x-webhook-event': 'file.stored' },
-        body,
-      });
-    const signature = createHmac('sha256', WEBHOOK_SECRET).update(body).digest('hex');
-    const first = await retryConnect(() => post(signature));
-    expect(first.status).toBe(204);
-    expect((await post(signature)).status).toBe(204);
-    const forged = await post(createHmac('sha256', 'not-the-secret').update(body).digest('hex'));
-    expect(forged.status).toBe(401);
-    expect(await forged.json()).toEqual({ code: 'bad_signature' });
-  },
+  /** docs/events.md's receiver with our verifyWebhook: see probeReceiver; refusals name their code. */
+  'webhook-receiver': (context) => probeReceiver(context, { forged: 'E_WEBHOOK_SIGNATURE', stale: 'E_WEBHOOK_TIMESTAMP', legacy: 'E_WEBHOOK_HEADER' }),
+  /** docs/events.md's receiver with the standardwebhooks package: the same deliveries, the same answers. */
+  'standard-webhook-receiver': (context) => probeReceiver(context),
   /** docs/operations.md's maintenance loop: a round ran and logged its counts. */
   async maintenance({ waitForOutput }) {
     await waitForOutput(/upload maintenance \{"notified":0,"skipped":0,"deleted":0,"remaining":0\}/u, 30_000);
   },
 };
+
+/**
+ * A Standard Webhooks delivery signed here by the spec's formula (not by the package): it is
+ * taken, and its redelivery too (same webhook-id, new timestamp); a forged signature, a capture
+ * replayed ten minutes later and a request with only the legacy header of 0.2 are refused with 401.
+ */
+async function probeReceiver({ port }: ServeContext, codes?: Record<'forged' | 'stale' | 'legacy', string>): Promise<void> {
+  const body = JSON.stringify({ file_id: randomUUID(), original_filename: 'Quarterly Report.pdf', sha256: '0'.repeat(64) });
+  const id = randomUUID();
+  const key = Buffer.from(WEBHOOK_SECRET.slice('whsec_'.length), 'base64');
+  const sign = (timestamp: number, withKey: Buffer = key) => `v1,${createHmac('sha256', withKey).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
+  const post = (headers: Record<string, string>) =>
+    fetch(`http://127.0.0.1:${port}/doorito`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-webhook-event': 'file.stored', ...headers }, body });
+  const signed = (timestamp: number, signature = sign(timestamp)) => ({ 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': signature });
+  const now = () => Math.floor(Date.now() / 1000);
+  expect((await retryConnect(() => post(signed(now())))).status).toBe(204);
+  expect((await post(signed(now() + 1))).status).toBe(204);
+  const refusals = {
+    forged: signed(now(), sign(now(), randomBytes(32))),
+    stale: signed(now() - 600),
+    legacy: { 'x-webhook-delivery': id, 'x-webhook-signature': createHmac('sha256', WEBHOOK_SECRET).update(body).digest('hex') },
+  };
+  for (const [name, headers] of Object.entries(refusals) as Array<[keyof typeof refusals, Record<string, string>]>) {
+    const refused = await post(headers);
+    expect(refused.status, name).toBe(401);
+    if (codes !== undefined) expect(await refused.json(), name).toEqual({ code: codes[name] });
+  }
+}
 
 /** fetch until the server listens (its top level has run, but listen() is asynchronous). */
 async function retryConnect(request: () => Promise<Response>): Promise<Response> {

@@ -318,17 +318,29 @@ describe('example portal over HTTP (local files + SQLite) [portal]', () => {
       const { deliveries } = (await (await fetch(`${portal.url}/webhooks/demo`)).json()) as { deliveries: Array<Record<string, unknown>> };
       return deliveries.find((d) => d['file_id'] === id && d['sha256_match'] !== null);
     }, 'the demo webhook delivery');
-    expect(delivery).toMatchObject({ event: 'file.stored', signature_valid: true, sha256_match: true, duplicate: false, error: null });
+    expect(delivery).toMatchObject({ event: 'file.stored', signature_valid: true, rejected: null, sha256_match: true, duplicate: false, error: null });
+    expect(delivery?.['delivery']).toMatch(/^[0-9a-f-]{36}$/u);
 
-    const forged = await fetch(`${portal.url}/webhooks/demo`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-webhook-signature': 'f'.repeat(64), 'x-webhook-delivery': 'forged', 'x-webhook-event': 'file.stored' },
-      body: JSON.stringify({ file_id: id, url: 'http://127.0.0.1:1/', sha256: 'x' }),
-    });
-    expect(forged.status).toBe(401);
-    expectCleanError(await forged.json(), 'bad_signature');
-    const { deliveries } = (await (await fetch(`${portal.url}/webhooks/demo`)).json()) as { deliveries: Array<Record<string, unknown>> };
-    expect(deliveries.find((d) => d['delivery'] === 'forged')).toMatchObject({ signature_valid: false });
+    const now = Math.floor(Date.now() / 1000);
+    const forgeries = [
+      // A signature made with another key, a fresh timestamp.
+      ['forged', { 'webhook-timestamp': String(now), 'webhook-signature': `v1,${randomBytes(32).toString('base64')}` }, 'E_WEBHOOK_SIGNATURE'],
+      // An old capture replayed: refused on its timestamp before its signature is even looked at.
+      ['replayed', { 'webhook-timestamp': String(now - 3600), 'webhook-signature': `v1,${randomBytes(32).toString('base64')}` }, 'E_WEBHOOK_TIMESTAMP'],
+      // Only the legacy header of 0.2: no longer accepted.
+      ['legacy', { 'x-webhook-signature': 'f'.repeat(64) }, 'E_WEBHOOK_HEADER'],
+    ] as const;
+    for (const [name, headers, rejected] of forgeries) {
+      const forged = await fetch(`${portal.url}/webhooks/demo`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'webhook-id': name, 'x-webhook-event': 'file.stored', ...headers },
+        body: JSON.stringify({ file_id: id, url: 'http://127.0.0.1:1/', sha256: 'x' }),
+      });
+      expect(forged.status, name).toBe(401);
+      expectCleanError(await forged.json(), 'bad_signature');
+      const { deliveries } = (await (await fetch(`${portal.url}/webhooks/demo`)).json()) as { deliveries: Array<Record<string, unknown>> };
+      expect(deliveries.find((d) => d['delivery'] === name)).toMatchObject({ signature_valid: false, rejected });
+    }
     expect(portal.logs()).not.toMatch(/\[sweep\] .*(error|Error)/u);
   });
 });

@@ -9,6 +9,7 @@ export interface ReceivedDelivery {
   path: string;
   headers: IncomingMessage['headers'];
   body: Buffer;
+  /** The `webhook-id` header. */
   delivery: string;
 }
 
@@ -48,7 +49,7 @@ export async function startReceiver(): Promise<WebhookReceiver> {
         path: req.url ?? '',
         headers: req.headers,
         body: Buffer.concat(chunks),
-        delivery: String(req.headers['x-webhook-delivery']),
+        delivery: String(req.headers['webhook-id']),
       };
       receiver.received.push(delivery);
       for (const waiter of waiters.filter((w) => receiver.received.length >= w.count)) {

@@ -167,10 +167,17 @@ $('refresh').addEventListener('click', () => void refreshFiles());
 
 // ---- webhook deliveries ---------------------------------------------------
 
+/** Why the demo receiver refused a delivery, by verifyWebhook's error code. */
+const REFUSALS = {
+  E_WEBHOOK_HEADER: 'Standard Webhooks headers missing',
+  E_WEBHOOK_TIMESTAMP: 'timestamp outside the tolerance (a replay?)',
+  E_WEBHOOK_SIGNATURE: 'signature invalid',
+};
+
 function hookItem(d) {
   let verdict;
   let verdictClass;
-  if (!d.signature_valid) [verdict, verdictClass] = ['signature invalid', 'failed'];
+  if (!d.signature_valid) [verdict, verdictClass] = [`refused: ${REFUSALS[d.rejected] ?? 'signature invalid'}`, 'failed'];
   else if (d.duplicate) [verdict, verdictClass] = ['signature valid · duplicate delivery, ignored', 'verified'];
   else if (d.sha256_match === null) [verdict, verdictClass] = ['signature valid · checking the file…', 'pending'];
   else if (d.sha256_match) [verdict, verdictClass] = ['verified: signature valid, sha256 matches', 'verified'];
