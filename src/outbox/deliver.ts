@@ -1,5 +1,6 @@
 /** One webhook POST: signed, timed out, its outcome described without secrets. */
-import type { OutboxDelivery, WebhookEndpoint } from '../upload/model.js';
+import type { OutboxEvent, WebhookEndpoint } from '../upload/model.js';
+import { parseRetryAfter } from './backoff.js';
 import { signWebhookBody } from './signature.js';
 import { signWebhook } from './standard-webhooks.js';
 
@@ -16,6 +17,10 @@ export interface EndpointResult {
   status?: number;
   /** Why it failed: `HTTP 500`, `timed out after 30000 ms`, `ECONNREFUSED`, … */
   error?: string;
+  /** From the start of the request to its answer (or failure). */
+  durationMs: number;
+  /** The wait a 429 or 503 asked for with `Retry-After`. */
+  retryAfterMs?: number;
 }
 
 /** The endpoint URL as we print it: no credentials, no query, no fragment. */
@@ -37,18 +42,29 @@ export interface SignOptions {
 }
 
 /**
- * The request headers of one attempt: Standard Webhooks' `webhook-id` (the event id, the same on
- * every attempt), `webhook-timestamp` and `webhook-signature`, plus `x-webhook-event`.
+ * The secrets an attempt at `now` is signed with: the endpoint's secret, and its previous one
+ * while the rotation's overlap lasts.
  */
-export function deliveryHeaders(event: Pick<OutboxDelivery, 'id' | 'eventType'>, body: string, secret: string, options: SignOptions): Record<string, string> {
+export function signingSecrets(endpoint: Pick<WebhookEndpoint, 'secret' | 'previousSecret' | 'previousSecretExpiresAt'>, now: Date): string[] {
+  const overlap = endpoint.previousSecret !== undefined && endpoint.previousSecretExpiresAt !== undefined && endpoint.previousSecretExpiresAt > now;
+  return overlap ? [endpoint.secret, endpoint.previousSecret as string] : [endpoint.secret];
+}
+
+/**
+ * The request headers of one attempt: Standard Webhooks' `webhook-id` (the event id, the same on
+ * every attempt and every endpoint), `webhook-timestamp` and `webhook-signature` (one `v1,…` per
+ * secret, space-separated), plus `x-webhook-event`.
+ */
+export function deliveryHeaders(event: Pick<OutboxEvent, 'id' | 'eventType'>, body: string, secret: string | readonly string[], options: SignOptions): Record<string, string> {
+  const secrets = typeof secret === 'string' ? [secret] : secret;
   return {
     'content-type': 'application/json',
     'user-agent': 'doorito-storage-outbox-relay',
     'x-webhook-event': event.eventType,
     'webhook-id': event.id,
     'webhook-timestamp': String(options.timestamp),
-    'webhook-signature': signWebhook(event.id, options.timestamp, body, secret),
-    ...(options.legacySignatureHeaders === true ? { 'x-webhook-delivery': event.id, 'x-webhook-signature': signWebhookBody(body, secret) } : {}),
+    'webhook-signature': signWebhook(event.id, options.timestamp, body, secrets),
+    ...(options.legacySignatureHeaders === true ? { 'x-webhook-delivery': event.id, 'x-webhook-signature': signWebhookBody(body, secrets[0] ?? '') } : {}),
   };
 }
 
@@ -62,22 +78,25 @@ function describeFailure(error: unknown, timedOut: boolean, timeoutMs: number): 
 }
 
 /**
- * POST `body` to `endpoint`. Never throws: a failure is an `ok: false` result. When `signal`
- * (the relay's own) aborts, the request is cut; the caller then records nothing.
+ * POST `body` to `endpoint`, signed with {@link signingSecrets} at `now`. Never throws: a failure
+ * is an `ok: false` result. When `signal` (the relay's own) aborts, the request is cut; the
+ * caller then records nothing.
  */
 export async function postToEndpoint(
   fetchFn: FetchLike,
   endpoint: WebhookEndpoint,
-  event: OutboxDelivery,
+  event: Pick<OutboxEvent, 'id' | 'eventType'>,
   body: string,
-  options: { timeoutMs: number; signal: AbortSignal } & SignOptions,
+  options: { timeoutMs: number; signal: AbortSignal; now: Date } & SignOptions,
 ): Promise<EndpointResult> {
   const url = printableUrl(endpoint.url);
   const timeout = AbortSignal.timeout(options.timeoutMs);
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
   try {
     const response = await fetchFn(endpoint.url, {
       method: 'POST',
-      headers: deliveryHeaders(event, body, endpoint.secret, options),
+      headers: deliveryHeaders(event, body, signingSecrets(endpoint, options.now), options),
       body,
       // A redirect is not a delivery; following one would turn the POST into a GET.
       redirect: 'manual',
@@ -86,8 +105,14 @@ export async function postToEndpoint(
     // Free the connection; the answer's body is not used.
     await response.body?.cancel().catch(() => undefined);
     const ok = response.status >= 200 && response.status < 300;
-    return { endpointId: endpoint.id, url, ok, status: response.status, ...(ok ? {} : { error: `HTTP ${response.status}` }) };
+    const result: EndpointResult = { endpointId: endpoint.id, url, ok, status: response.status, durationMs: elapsed() };
+    if (!ok) result.error = `HTTP ${response.status}`;
+    if (response.status === 429 || response.status === 503) {
+      const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), options.now);
+      if (retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
+    }
+    return result;
   } catch (error) {
-    return { endpointId: endpoint.id, url, ok: false, error: describeFailure(error, timeout.aborted && !options.signal.aborted, options.timeoutMs) };
+    return { endpointId: endpoint.id, url, ok: false, error: describeFailure(error, timeout.aborted && !options.signal.aborted, options.timeoutMs), durationMs: elapsed() };
   }
 }

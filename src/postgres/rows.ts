@@ -7,7 +7,7 @@ export type { Row } from '../upload/sql-rows.js';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/iu;
 export const isUuid = (id: string): boolean => UUID.test(id);
 
-export const { toFile, toBatch, toEvent, toDelivery, toEndpoint } = rowMappers({
+export const { toFile, toBatch, toEvent, toDelivery, toEndpoint, toWebhookDelivery } = rowMappers({
   date: (value) => (value instanceof Date ? value : new Date(String(value))),
   json: (value) => value,
   bool: (value) => value === true,

@@ -10,16 +10,20 @@ export type { Row } from '../upload/sql-rows.js';
 /** A Date as stored: INTEGER milliseconds since the epoch. */
 export const ms = (date: Date): number => date.getTime();
 
-export const { toFile, toBatch, toEvent, toDelivery, toEndpoint } = rowMappers({
+export const { toFile, toBatch, toEvent, toDelivery, toEndpoint, toWebhookDelivery } = rowMappers({
   // Number(): works whether or not the host turned on `safeIntegers` (bigint columns).
   date: (value) => new Date(Number(value)),
   json: (value) => JSON.parse(String(value)),
   bool: (value) => Number(value) === 1,
 });
 
+/** A row of a join, one object per table (better-sqlite3's `expand()`): `row.webhook_delivery.id`. */
+export type NestedRow = Record<string, Row>;
+
 /** The statements of one connection, each prepared once (SQLite compiles them). */
 export class Statements {
   readonly #cache = new Map<string, Database.Statement<unknown[], Row>>();
+  readonly #nested = new Map<string, Database.Statement<unknown[], NestedRow>>();
 
   constructor(readonly db: Database.Database) {}
 
@@ -30,6 +34,24 @@ export class Statements {
       this.#cache.set(sql, statement);
     }
     return statement;
+  }
+
+  /**
+   * Run `fn` in a `BEGIN IMMEDIATE` transaction (the write lock from the first read), or inside
+   * the one already open on the connection (the store's `transaction()`).
+   */
+  write<T>(fn: () => T): T {
+    return this.db.inTransaction ? fn() : this.db.transaction(fn).immediate();
+  }
+
+  /** Rows of a join, each column under the name of its table, so that tables sharing column names (id, status, …) do not clash. */
+  nested(sql: string, ...params: unknown[]): NestedRow[] {
+    let statement = this.#nested.get(sql);
+    if (statement === undefined) {
+      statement = (this.db.prepare<unknown[], NestedRow>(sql) as Database.Statement<unknown[], NestedRow>).expand(true);
+      this.#nested.set(sql, statement);
+    }
+    return statement.all(...params);
   }
 
   run(sql: string, ...params: unknown[]): Database.RunResult {

@@ -1,6 +1,6 @@
 export { UploadService, AGGREGATE_TYPE, type CreateUploadFileInput, type UploadServiceDeps } from './upload-service.js';
 export type { ReconcileOptions, ReconcileReport } from './reconcile.js';
-export { MemoryUploadStore } from './memory-store.js';
+export { MemoryUploadStore, type MemoryUploadStoreOptions } from './memory-store.js';
 export { generateWebhookSecret } from './webhook-secret.js';
 export {
   DEFAULT_ATTACHMENT_TYPES,
@@ -12,13 +12,20 @@ export {
 } from './options.js';
 export * from './errors.js';
 export type * from './model.js';
+export { ATTEMPT_LOG_LIMIT } from './model.js';
 export {
   defaultIdempotencyKey,
+  endpointSubscribes,
   LEASE_EXPIRED_MESSAGE,
   LIVE_FILE_STATUSES,
+  NOTICE_EVENT_PREFIX,
+  type ClaimedDelivery,
   type ClaimOptions,
   type CompletedDelivery,
   type DeliveryOutcome,
+  type DeliveryQuery,
+  type RecoveredEndpoint,
+  type RotateSecretOptions,
   type EmitResult,
   type FilePage,
   type FileQuery,

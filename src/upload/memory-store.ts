@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { StorageKeyTakenError } from './errors.js';
-import type { OutboxDelivery, OutboxEvent, UploadBatch, UploadFile, WebhookEndpoint } from './model.js';
-import { validateNewWebhookEndpoint } from './webhook-endpoint.js';
+import { WebhookSecretBox, type SecretsKey } from '../outbox/secret-box.js';
+import { emitEvent, emptyOutboxState, eventOf, MemoryOutbox, type OutboxState } from './memory-outbox.js';
+import type { OutboxDelivery, OutboxEvent, UploadBatch, UploadFile, WebhookDelivery, WebhookEndpoint } from './model.js';
 import {
-  defaultIdempotencyKey,
   heldStorageKey,
-  LEASE_EXPIRED_MESSAGE,
   LIVE_FILE_STATUSES,
+  type ClaimedDelivery,
   type ClaimOptions,
   type CompletedDelivery,
-  type DeliveryOutcome,
+  type DeliveryQuery,
   type EmitResult,
   type FilePage,
   type FileQuery,
@@ -17,31 +17,22 @@ import {
   type NewWebhookEndpoint,
   type OutboxEmitter,
   type OutboxStore,
+  type RecoveredEndpoint,
+  type RotateSecretOptions,
   type UnitOfWork,
   type UploadFilePatch,
   type UploadRepository,
   type UploadTransaction,
 } from './ports.js';
 
-interface State {
+interface State extends OutboxState {
   files: Map<string, UploadFile>;
   /** The non-empty storage key of every live file, to that file's id (the UNIQUE index of the SQL stores). */
   liveKeys: Map<string, string>;
   batches: Map<string, UploadBatch>;
-  events: OutboxDelivery[];
-  endpoints: WebhookEndpoint[];
 }
 
 const copy = <T>(value: T): T => structuredClone(value);
-
-/** The event as emitters see it, without the delivery state. */
-function eventOf(delivery: OutboxDelivery): OutboxEvent {
-  const { id, aggregateType, aggregateId, eventType, payload, idempotencyKey, createdAt } = copy(delivery);
-  return { id, aggregateType, aggregateId, eventType, payload, idempotencyKey, createdAt };
-}
-
-const byDue = (a: OutboxDelivery, b: OutboxDelivery) =>
-  a.nextAttemptAt.getTime() - b.nextAttemptAt.getTime() || a.createdAt.getTime() - b.createdAt.getTime();
 
 function matches(file: UploadFile, query: Omit<FileQuery, 'limit'>): boolean {
   return (
@@ -173,28 +164,21 @@ class StateView implements UploadRepository, OutboxEmitter {
   }
 
   async emit(input: NewOutboxEvent): Promise<EmitResult> {
-    const idempotencyKey = input.idempotencyKey ?? defaultIdempotencyKey(input);
-    const existing = this.state().events.find((e) => e.eventType === input.eventType && e.idempotencyKey === idempotencyKey);
-    if (existing !== undefined) return { event: eventOf(existing), duplicate: true };
-    const now = new Date();
-    const event: OutboxDelivery = {
-      id: randomUUID(),
-      aggregateType: input.aggregateType,
-      aggregateId: input.aggregateId,
-      eventType: input.eventType,
-      payload: copy(input.payload),
-      idempotencyKey,
-      createdAt: now,
-      status: 'pending',
-      attempts: 0,
-      maxAttempts: 5,
-      nextAttemptAt: now,
-      updatedAt: now,
-    };
-    this.state().events.push(event);
-    this.emitted += 1;
-    return { event: eventOf(event), duplicate: false };
+    const result = emitEvent(this.state(), input);
+    if (!result.duplicate) this.emitted += 1;
+    return result;
   }
+}
+
+/** Options of {@link MemoryUploadStore}. */
+export interface MemoryUploadStoreOptions {
+  /**
+   * Keep webhook endpoint secrets encrypted (AES-256-GCM), as the SQL stores do with this option:
+   * 32 bytes, as base64 (`openssl rand -base64 32`), hex, or a Buffer.
+   * @default undefined (secrets kept as given)
+   * @example new MemoryUploadStore({ secretsKey: process.env.WEBHOOK_SECRETS_KEY })
+   */
+  secretsKey?: SecretsKey | undefined;
 }
 
 type Locked<T> = { [K in keyof T]: T[K] };
@@ -211,10 +195,20 @@ type Locked<T> = { [K in keyof T]: T[K] };
  * const relay = new OutboxRelay({ store })
  */
 export class MemoryUploadStore implements UnitOfWork, OutboxStore {
-  #state: State = { files: new Map(), liveKeys: new Map(), batches: new Map(), events: [], endpoints: [] };
+  #state: State = { files: new Map(), liveKeys: new Map(), batches: new Map(), ...emptyOutboxState() };
   #queue: Promise<unknown> = Promise.resolve();
   readonly #view = new StateView(() => this.#state);
   readonly #listeners = new Set<() => void>();
+  readonly #outbox: MemoryOutbox;
+
+  /** @throws StorageConfigError when `secretsKey` is given but not 32 bytes */
+  constructor(options: MemoryUploadStoreOptions = {}) {
+    this.#outbox = new MemoryOutbox(() => this.#state, new WebhookSecretBox(options.secretsKey), () => this.#wake());
+  }
+
+  #wake(): void {
+    for (const listener of this.#listeners) setImmediate(listener);
+  }
 
   #locked<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(fn, fn);
@@ -259,7 +253,7 @@ export class MemoryUploadStore implements UnitOfWork, OutboxStore {
       const view = new StateView(() => draft);
       const result = await fn(view);
       this.#state = draft;
-      if (view.emitted > 0) for (const listener of this.#listeners) setImmediate(listener);
+      if (view.emitted > 0) this.#wake();
       return result;
     });
   }
@@ -270,90 +264,67 @@ export class MemoryUploadStore implements UnitOfWork, OutboxStore {
 
   /** Every event in the outbox, oldest first (for tests and the example relay). */
   async events(): Promise<OutboxEvent[]> {
-    return this.#locked(async () => this.#state.events.map(eventOf));
+    return this.#locked(async () => [...this.#state.events.values()].map(eventOf));
   }
 
-  claimEvents({ now, limit, leaseUntil }: ClaimOptions): Promise<OutboxDelivery[]> {
-    return this.#locked(async () => {
-      const due = this.#state.events.filter((e) => e.status === 'pending' && e.nextAttemptAt <= now);
-      for (const event of due.filter((e) => e.attempts >= e.maxAttempts)) {
-        Object.assign(event, { status: 'failed', errorMessage: LEASE_EXPIRED_MESSAGE, updatedAt: now });
-      }
-      const claimed = due.filter((e) => e.status === 'pending').sort(byDue).slice(0, limit);
-      for (const event of claimed) Object.assign(event, { attempts: event.attempts + 1, nextAttemptAt: leaseUntil, updatedAt: now });
-      return copy(claimed);
-    });
+  claimDeliveries(options: ClaimOptions): Promise<ClaimedDelivery[]> {
+    return this.#locked(async () => this.#outbox.claimDeliveries(options));
   }
 
-  completeEvent(claimed: Pick<OutboxDelivery, 'id' | 'nextAttemptAt'>, outcome: DeliveryOutcome, now: Date): Promise<boolean> {
-    return this.#locked(async () => this.#complete(claimed, outcome, now));
-  }
-
-  completeEvents(items: ReadonlyArray<CompletedDelivery>, now: Date): Promise<boolean[]> {
-    return this.#locked(async () => items.map(({ claimed, outcome }) => this.#complete(claimed, outcome, now)));
-  }
-
-  #complete(claimed: Pick<OutboxDelivery, 'id' | 'nextAttemptAt'>, outcome: DeliveryOutcome, now: Date): boolean {
-    const event = this.#state.events.find((e) => e.id === claimed.id);
-    if (event?.status !== 'pending' || event.nextAttemptAt.getTime() !== claimed.nextAttemptAt.getTime()) return false;
-    event.updatedAt = now;
-    if (outcome.status === 'delivered') {
-      event.status = 'delivered';
-      event.deliveredAt = now;
-      delete event.errorMessage;
-    } else {
-      event.status = outcome.status;
-      event.errorMessage = outcome.errorMessage;
-      if (outcome.status === 'pending') event.nextAttemptAt = outcome.nextAttemptAt;
-    }
-    return true;
+  completeDeliveries(items: ReadonlyArray<CompletedDelivery>, now: Date): Promise<boolean[]> {
+    return this.#locked(async () => this.#outbox.completeDeliveries(items, now));
   }
 
   getEvent(id: string): Promise<OutboxDelivery | undefined> {
-    return this.#locked(async () => copy(this.#state.events.find((e) => e.id === id)));
+    return this.#locked(async () => this.#outbox.getEvent(id));
+  }
+
+  getDelivery(id: string): Promise<WebhookDelivery | undefined> {
+    return this.#locked(async () => this.#outbox.getDelivery(id));
+  }
+
+  listDeliveries(query?: DeliveryQuery): Promise<WebhookDelivery[]> {
+    return this.#locked(async () => this.#outbox.listDeliveries(query));
+  }
+
+  redeliver(deliveryId: string, now?: Date): Promise<WebhookDelivery | undefined> {
+    return this.#locked(async () => this.#outbox.redeliver(deliveryId, now));
+  }
+
+  redeliverEvent(eventId: string, now?: Date): Promise<WebhookDelivery[]> {
+    return this.#locked(async () => this.#outbox.redeliverEvent(eventId, now));
+  }
+
+  recoverEndpoint(endpointId: string, options: { since: Date; now?: Date }): Promise<RecoveredEndpoint | undefined> {
+    return this.#locked(async () => this.#outbox.recoverEndpoint(endpointId, options));
   }
 
   deleteDeliveredEvents(before: Date): Promise<number> {
-    return this.#locked(async () => {
-      const old = (e: OutboxDelivery) => e.status === 'delivered' && e.deliveredAt !== undefined && e.deliveredAt < before;
-      const count = this.#state.events.filter(old).length;
-      this.#state.events = this.#state.events.filter((e) => !old(e));
-      return count;
-    });
+    return this.#locked(async () => this.#outbox.deleteDeliveredEvents(before));
   }
 
   createWebhookEndpoint(input: NewWebhookEndpoint): Promise<WebhookEndpoint> {
-    return this.#locked(async () => {
-      const secret = validateNewWebhookEndpoint(input);
-      const endpoint: WebhookEndpoint = {
-        id: randomUUID(),
-        url: input.url,
-        secret,
-        eventTypes: [...(input.eventTypes ?? [])],
-        isActive: input.isActive ?? true,
-        createdAt: new Date(),
-      };
-      this.#state.endpoints.push(endpoint);
-      return copy(endpoint);
-    });
+    return this.#locked(async () => this.#outbox.createWebhookEndpoint(input));
+  }
+
+  getWebhookEndpoint(id: string): Promise<WebhookEndpoint | undefined> {
+    return this.#locked(async () => this.#outbox.getWebhookEndpoint(id));
   }
 
   listWebhookEndpoints(): Promise<WebhookEndpoint[]> {
-    return this.#locked(async () => copy(this.#state.endpoints));
+    return this.#locked(async () => this.#outbox.listWebhookEndpoints());
   }
 
   setWebhookEndpointActive(id: string, isActive: boolean): Promise<WebhookEndpoint | undefined> {
-    return this.#locked(async () => {
-      const endpoint = this.#state.endpoints.find((e) => e.id === id);
-      if (endpoint !== undefined) endpoint.isActive = isActive;
-      return copy(endpoint);
-    });
+    return this.#locked(async () => this.#outbox.setWebhookEndpointActive(id, isActive));
+  }
+
+  rotateWebhookSecret(id: string, options?: RotateSecretOptions): Promise<WebhookEndpoint | undefined> {
+    return this.#locked(async () => this.#outbox.rotateWebhookSecret(id, options));
   }
 
   deleteWebhookEndpoint(id: string): Promise<void> {
-    return this.#locked(async () => {
-      this.#state.endpoints = this.#state.endpoints.filter((e) => e.id !== id);
-    });
+    return this.#locked(async () => this.#outbox.deleteWebhookEndpoint(id));
   }
 
   async onEventCommitted(listener: () => void): Promise<() => Promise<void>> {

@@ -82,22 +82,68 @@ export interface FileExpiringPayload extends FileStoredPayload {
   expires_at: string;
 }
 
-/** Delivery state of an outbox event. */
+/**
+ * Delivery state of an outbox event, over all its deliveries: `pending` while any is pending,
+ * then `failed` when any failed (see {@link WebhookDelivery}), else `delivered` (also when no
+ * endpoint matched it).
+ */
 export type OutboxEventStatus = 'pending' | 'delivered' | 'failed';
 
-/** An outbox event with its delivery state, as the relay sees it. */
+/** An outbox event with its delivery state. */
 export interface OutboxDelivery<Payload = Record<string, unknown>> extends OutboxEvent<Payload> {
   status: OutboxEventStatus;
-  /** Delivery attempts started so far (a claim counts as one). */
-  attempts: number;
-  /** After this many failed attempts the event is `failed`. @default 5 */
-  maxAttempts: number;
-  /** When the event is due; while a relay holds it, the end of that relay's lease. */
-  nextAttemptAt: Date;
+  /** When its last delivery succeeded (`delivered` only). */
   deliveredAt?: Date;
-  /** The last delivery error. */
+  /** The last delivery error of a `failed` event. */
   errorMessage?: string;
   updatedAt: Date;
+}
+
+/**
+ * State of one delivery (one event to one endpoint): `pending` (due at `nextAttemptAt`),
+ * `delivered` (a 2xx came back), `failed` (the schedule ran out, or the endpoint was
+ * disabled, deactivated or deleted: a dead letter, until redelivered).
+ */
+export type WebhookDeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+/** One attempt of a delivery, as its attempt log keeps it. */
+export interface DeliveryAttempt {
+  /** When the POST started. */
+  at: Date;
+  /** The HTTP status, when a response came. */
+  status?: number;
+  /** Why it failed: `HTTP 500`, `timed out after 30000 ms`, `ECONNREFUSED`, … */
+  error?: string;
+  durationMs: number;
+}
+
+/** How many attempts a delivery's log keeps: the most recent ones. */
+export const ATTEMPT_LOG_LIMIT = 10;
+
+/**
+ * One event's delivery to one endpoint, with its own attempts and schedule. Created when the
+ * event is emitted, for every active endpoint it matches then.
+ */
+export interface WebhookDelivery {
+  id: string;
+  eventId: string;
+  eventType: string;
+  endpointId: string;
+  status: WebhookDeliveryStatus;
+  /** Attempts started since it was created or last redelivered (a claim counts as one). */
+  attempts: number;
+  /** When it is due (`pending`); while a relay holds it, the end of that relay's lease. */
+  nextAttemptAt: Date;
+  /** The HTTP status of the last attempt, when a response came. */
+  lastStatus?: number;
+  /** Why the last attempt (or the delivery) failed. */
+  lastError?: string;
+  lastDurationMs?: number;
+  /** The last {@link ATTEMPT_LOG_LIMIT} attempts, oldest first. */
+  attemptLog: DeliveryAttempt[];
+  createdAt: Date;
+  updatedAt: Date;
+  deliveredAt?: Date;
 }
 
 /** Where the relay POSTs events. */
@@ -106,11 +152,25 @@ export interface WebhookEndpoint {
   url: string;
   /**
    * The signing secret (the HMAC-SHA256 key of `webhook-signature`): `whsec_…` as generated, or
-   * the raw string an earlier version stored. Give it to the receiver; never log it.
+   * the raw string an earlier version stored. Give it to the receiver; never log it. Stores
+   * configured with a `secretsKey` keep it encrypted and hand it out decrypted.
    */
   secret: string;
-  /** Event types sent to this endpoint; empty means every type. */
+  /**
+   * The secret before the last {@link OutboxStore.rotateWebhookSecret}, while its overlap lasts:
+   * until `previousSecretExpiresAt`, deliveries are signed with both.
+   */
+  previousSecret?: string;
+  previousSecretExpiresAt?: Date;
+  /** Event types sent to this endpoint; empty means every type except `webhook.*` notices. */
   eventTypes: string[];
+  /** False when deactivated by hand or disabled by the relay (then `disabledAt` is set). */
   isActive: boolean;
+  /** When the relay disabled it (410 Gone, or failing for too long), and why. */
+  disabledAt?: Date;
+  disabledReason?: string;
+  /** The first failed attempt since its last success; unset while it succeeds. */
+  failingSince?: Date;
+  lastSuccessAt?: Date;
   createdAt: Date;
 }

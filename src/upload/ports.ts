@@ -2,7 +2,17 @@
  * The ports the UploadService needs. Plain interfaces: the in-memory store in this package
  * implements them all; SQL stores implement them on a real transaction.
  */
-import type { OutboxDelivery, OutboxEvent, UploadBatch, UploadFile, UploadFileStatus, WebhookEndpoint } from './model.js';
+import type {
+  DeliveryAttempt,
+  OutboxDelivery,
+  OutboxEvent,
+  UploadBatch,
+  UploadFile,
+  UploadFileStatus,
+  WebhookDelivery,
+  WebhookDeliveryStatus,
+  WebhookEndpoint,
+} from './model.js';
 
 /** Fields of an upload file that may change after it is created. */
 export type UploadFilePatch = Partial<
@@ -134,29 +144,99 @@ export interface UnitOfWork {
 export const defaultIdempotencyKey = (event: Pick<NewOutboxEvent, 'aggregateType' | 'aggregateId'>): string =>
   `${event.aggregateType}:${event.aggregateId}`;
 
-/** What `claimEvents` records on an event whose last allowed attempt never reported back. */
+/** The `lastError` of a delivery whose last allowed attempt never reported back. */
 export const LEASE_EXPIRED_MESSAGE = 'lease expired after the last attempt (the relay stopped before it reported)';
 
-/** How a delivery ended, as the relay records it. */
+/** Event types of the relay's own notices; endpoints get them only by listing them. */
+export const NOTICE_EVENT_PREFIX = 'webhook.';
+
+/**
+ * Whether `endpoint` (active or not) subscribes to `eventType`: listed in its `eventTypes`, or
+ * `eventTypes` empty and not a `webhook.*` notice (so a failing endpoint is never sent
+ * notices about itself unless it asks). The SQL stores apply the same rule in SQL.
+ */
+export const endpointSubscribes = (endpoint: Pick<WebhookEndpoint, 'eventTypes'>, eventType: string): boolean =>
+  endpoint.eventTypes.length === 0 ? !eventType.startsWith(NOTICE_EVENT_PREFIX) : endpoint.eventTypes.includes(eventType);
+
+/** How one attempt of a delivery ended, as the relay records it. */
 export type DeliveryOutcome =
   | { status: 'delivered' }
   /** Try again at `nextAttemptAt`. */
   | { status: 'pending'; nextAttemptAt: Date; errorMessage: string }
+  /** A dead letter: the schedule ran out, or the endpoint is gone or disabled. */
   | { status: 'failed'; errorMessage: string };
 
-/** A claimed event and how its delivery ended. */
+/** A claimed delivery (one event to one endpoint), with what the relay needs to POST it. */
+export interface ClaimedDelivery {
+  /** Its state after the claim: `attempts` counts this one; `nextAttemptAt` is the lease. */
+  delivery: WebhookDelivery;
+  event: OutboxEvent;
+  /** The endpoint as it is now (secrets decrypted), active or not. */
+  endpoint: WebhookEndpoint;
+}
+
+/** A claimed delivery and how its attempt ended. */
 export interface CompletedDelivery {
-  claimed: Pick<OutboxDelivery, 'id' | 'nextAttemptAt'>;
+  /** The claim: `id` and the lease (`nextAttemptAt`) `claimDeliveries` returned. */
+  claimed: Pick<WebhookDelivery, 'id' | 'nextAttemptAt'>;
   outcome: DeliveryOutcome;
+  /** Appended to the attempt log (which keeps the last {@link ATTEMPT_LOG_LIMIT}); sets `lastStatus`, `lastDurationMs`. Absent when nothing was sent. */
+  attempt?: DeliveryAttempt;
+  /**
+   * Endpoint health: `success` sets `lastSuccessAt` and clears `failingSince`; `failure` sets
+   * `failingSince` (to `now`) unless already set. Absent: the endpoint is left as it is.
+   */
+  health?: 'success' | 'failure';
+  /**
+   * Disable the endpoint (410 Gone, failing for too long): `isActive` false, `disabledAt` now,
+   * `disabledReason` this; and every other pending delivery to it `failed` with
+   * `lastError` `endpoint disabled: <reason>`. Applied after every outcome of the round is
+   * recorded, so it fails only deliveries the round did not attempt. Nothing happens when the
+   * endpoint is already inactive.
+   */
+  disableEndpoint?: { reason: string };
+  /**
+   * Events to emit (idempotently, like {@link OutboxEmitter.emit}) in the same transaction as
+   * this outcome, and only when it is recorded: the relay's `webhook.*` notices.
+   */
+  emit?: NewOutboxEvent[];
 }
 
 export interface ClaimOptions {
-  /** Events due at or before this instant. */
+  /** Deliveries due at or before this instant. */
   now: Date;
-  /** At most this many events. */
+  /** At most this many deliveries. */
   limit: number;
-  /** The lease: claimed events are due again (for another relay) only after this instant. */
+  /** The lease: claimed deliveries are due again (for another relay) only after this instant. */
   leaseUntil: Date;
+}
+
+/** Filters of {@link OutboxStore.listDeliveries}. */
+export interface DeliveryQuery {
+  status?: WebhookDeliveryStatus;
+  endpointId?: string;
+  eventId?: string;
+  /** Deliveries created at or after this instant. */
+  since?: Date;
+  /** @default 100 */
+  limit?: number;
+}
+
+/** Options of {@link OutboxStore.rotateWebhookSecret}. */
+export interface RotateSecretOptions {
+  /** How long deliveries also carry a signature with the old secret. @default 24 */
+  overlapHours?: number;
+  /** The new secret. @default a new one from `generateWebhookSecret()` */
+  secret?: string;
+  /** @default new Date() */
+  now?: Date;
+}
+
+/** What {@link OutboxStore.recoverEndpoint} did. */
+export interface RecoveredEndpoint {
+  endpoint: WebhookEndpoint;
+  /** Failed deliveries to it made due again. */
+  requeued: number;
 }
 
 /** A new webhook endpoint. */
@@ -177,36 +257,69 @@ export interface NewWebhookEndpoint {
 }
 
 /**
- * The outbox as the relay needs it: claim due events under a lease, record outcomes, and the
- * webhook endpoints. Every upload store implements it (memory, SQLite, Postgres).
+ * The outbox as the relay needs it: deliveries claimed under a lease, outcomes, webhook
+ * endpoints, dead letters and redelivery. Every upload store implements it (memory, SQLite,
+ * Postgres); `test/contract/outbox-store-contract.ts` is its conformance suite.
+ *
+ * Emitting an event (through the store's {@link OutboxEmitter}) creates, in the same
+ * transaction, one `pending` delivery due at once for every active endpoint that
+ * {@link endpointSubscribes} to it; an event that no active endpoint subscribes to is
+ * `delivered` at once.
  */
 export interface OutboxStore {
   /**
-   * In one short transaction: take up to `limit` pending events due at `now` (earliest due
-   * first) that no other relay holds (`FOR UPDATE SKIP LOCKED` on Postgres), count an attempt
-   * on each and set its `nextAttemptAt` to `leaseUntil`, so that no other relay takes it before
-   * the lease ends. Pending events whose last attempt's lease ran out are marked `failed`.
+   * In one short transaction: take up to `limit` pending deliveries due at `now` (earliest due
+   * first) that no other relay holds (`FOR UPDATE SKIP LOCKED` on Postgres), count an attempt on
+   * each and set its `nextAttemptAt` to `leaseUntil`. Uses an index whatever the backlog.
    */
-  claimEvents(options: ClaimOptions): Promise<OutboxDelivery[]>;
+  claimDeliveries(options: ClaimOptions): Promise<ClaimedDelivery[]>;
   /**
-   * Record the outcome of a claimed event, only if the claim still holds: the event is pending
-   * and its `nextAttemptAt` is the lease the claim returned. Returns false when the lease was
-   * lost (it expired and another relay claimed the event), and then changes nothing.
+   * Record a round of outcomes at once (one transaction). Each is recorded only if its claim
+   * still holds (the delivery is pending and its `nextAttemptAt` is the claimed lease), and then
+   * with its `attempt`, `health`, `disableEndpoint` and `emit`; the delivery's event gets the
+   * status of all its deliveries (see {@link OutboxEventStatus}). Returns, in order, whether
+   * each was recorded.
    */
-  completeEvent(claimed: Pick<OutboxDelivery, 'id' | 'nextAttemptAt'>, outcome: DeliveryOutcome, now: Date): Promise<boolean>;
-  /**
-   * {@link completeEvent} for a whole round at once (one statement on Postgres, one
-   * transaction on SQLite). Returns, in order, whether each outcome was recorded.
-   */
-  completeEvents(items: ReadonlyArray<CompletedDelivery>, now: Date): Promise<boolean[]>;
+  completeDeliveries(items: ReadonlyArray<CompletedDelivery>, now: Date): Promise<boolean[]>;
   getEvent(id: string): Promise<OutboxDelivery | undefined>;
-  /** Delete delivered events delivered before `before`; returns how many. */
+  getDelivery(id: string): Promise<WebhookDelivery | undefined>;
+  /** Newest first (by `createdAt`, then `id`). */
+  listDeliveries(query?: DeliveryQuery): Promise<WebhookDelivery[]>;
+  /**
+   * Make a delivery due again at `now`, whatever its status: `pending`, attempts 0 (its attempt
+   * log stays), and its event `pending`. Undefined when there is no such delivery.
+   */
+  redeliver(deliveryId: string, now?: Date): Promise<WebhookDelivery | undefined>;
+  /**
+   * {@link redeliver} every delivery of the event, and add one for each active endpoint that
+   * subscribes to it and has none. Returns the event's deliveries; empty when no such event.
+   */
+  redeliverEvent(eventId: string, now?: Date): Promise<WebhookDelivery[]>;
+  /**
+   * Activate the endpoint (clearing `disabledAt`, `disabledReason`, `failingSince`) and make its
+   * failed deliveries created at or after `since` due again, as {@link redeliver} does.
+   * Undefined when there is no such endpoint.
+   */
+  recoverEndpoint(endpointId: string, options: { since: Date; now?: Date }): Promise<RecoveredEndpoint | undefined>;
+  /** Delete events delivered before `before` (and their deliveries); returns how many events. */
   deleteDeliveredEvents(before: Date): Promise<number>;
   createWebhookEndpoint(endpoint: NewWebhookEndpoint): Promise<WebhookEndpoint>;
+  getWebhookEndpoint(id: string): Promise<WebhookEndpoint | undefined>;
   /** Every endpoint, active or not, oldest first. */
   listWebhookEndpoints(): Promise<WebhookEndpoint[]>;
-  /** Activate or deactivate; undefined when there is no such endpoint. */
+  /**
+   * Activate or deactivate by hand (activating clears `disabledAt` and `disabledReason`);
+   * undefined when there is no such endpoint. Pending deliveries to an inactive endpoint fail
+   * when claimed.
+   */
   setWebhookEndpointActive(id: string, isActive: boolean): Promise<WebhookEndpoint | undefined>;
+  /**
+   * A new secret; the old one becomes `previousSecret` until `now + overlapHours` (replacing any
+   * earlier previous secret). Undefined when there is no such endpoint.
+   * @throws StorageConfigError when `secret` or `overlapHours` is not valid
+   */
+  rotateWebhookSecret(id: string, options?: RotateSecretOptions): Promise<WebhookEndpoint | undefined>;
+  /** Delete the endpoint and its deliveries. */
   deleteWebhookEndpoint(id: string): Promise<void>;
   /**
    * Call `listener` soon after an event is committed, so a relay need not wait for its next

@@ -4,7 +4,7 @@
  * Optional fields are left out (not `undefined`) when their column is NULL, so what is read
  * back equals what was written.
  */
-import type { OutboxDelivery, OutboxEvent, UploadBatch, UploadFile, WebhookEndpoint } from './model.js';
+import type { DeliveryAttempt, OutboxDelivery, OutboxEvent, UploadBatch, UploadFile, WebhookDelivery, WebhookEndpoint } from './model.js';
 import { LIVE_FILE_STATUSES, type UploadFilePatch } from './ports.js';
 
 export type Row = Record<string, unknown>;
@@ -93,8 +93,23 @@ export interface RowMappers {
   toBatch(row: Row): UploadBatch;
   toEvent(row: Row): OutboxEvent;
   toDelivery(row: Row): OutboxDelivery;
+  /** A `webhook_endpoint` row, its secrets as stored (sealed when the store encrypts). */
   toEndpoint(row: Row): WebhookEndpoint;
+  /** A `webhook_delivery` row. */
+  toWebhookDelivery(row: Row): WebhookDelivery;
 }
+
+/** The `attempt_log` column: a JSON list of `{ at: ISO 8601, status?, error?, durationMs }`. */
+export function attemptLogJson(log: readonly DeliveryAttempt[]): string {
+  return JSON.stringify(log.map((a) => ({ ...a, at: a.at.toISOString() })));
+}
+
+const toAttempt = (value: Record<string, unknown>): DeliveryAttempt => ({
+  at: new Date(String(value['at'])),
+  ...(typeof value['status'] === 'number' ? { status: value['status'] } : {}),
+  ...(typeof value['error'] === 'string' ? { error: value['error'] } : {}),
+  durationMs: Number(value['durationMs']),
+});
 
 export function rowMappers(codec: RowCodec): RowMappers {
   const optional = <K extends string>(key: K, value: unknown): Partial<Record<K, string>> =>
@@ -141,9 +156,6 @@ export function rowMappers(codec: RowCodec): RowMappers {
     toDelivery: (row) => ({
       ...toEvent(row),
       status: row['status'] as OutboxDelivery['status'],
-      attempts: Number(row['attempts']),
-      maxAttempts: Number(row['max_attempts']),
-      nextAttemptAt: codec.date(row['next_attempt_at']),
       ...optionalDate('deliveredAt', row['delivered_at']),
       ...optional('errorMessage', row['error_message']),
       updatedAt: codec.date(row['updated_at']),
@@ -152,9 +164,31 @@ export function rowMappers(codec: RowCodec): RowMappers {
       id: String(row['id']),
       url: String(row['url']),
       secret: String(row['secret']),
+      ...optional('previousSecret', row['previous_secret']),
+      ...optionalDate('previousSecretExpiresAt', row['previous_secret_expires_at']),
       eventTypes: [...(codec.json(row['event_types']) as string[])],
       isActive: codec.bool(row['is_active']),
+      ...optionalDate('disabledAt', row['disabled_at']),
+      ...optional('disabledReason', row['disabled_reason']),
+      ...optionalDate('failingSince', row['failing_since']),
+      ...optionalDate('lastSuccessAt', row['last_success_at']),
       createdAt: codec.date(row['created_at']),
+    }),
+    toWebhookDelivery: (row) => ({
+      id: String(row['id']),
+      eventId: String(row['event_id']),
+      eventType: String(row['event_type']),
+      endpointId: String(row['endpoint_id']),
+      status: row['status'] as WebhookDelivery['status'],
+      attempts: Number(row['attempts']),
+      nextAttemptAt: codec.date(row['next_attempt_at']),
+      ...(isNull(row['last_status']) ? {} : { lastStatus: Number(row['last_status']) }),
+      ...optional('lastError', row['last_error']),
+      ...(isNull(row['last_duration_ms']) ? {} : { lastDurationMs: Number(row['last_duration_ms']) }),
+      attemptLog: (codec.json(row['attempt_log']) as Array<Record<string, unknown>>).map(toAttempt),
+      createdAt: codec.date(row['created_at']),
+      updatedAt: codec.date(row['updated_at']),
+      ...optionalDate('deliveredAt', row['delivered_at']),
     }),
   };
 }

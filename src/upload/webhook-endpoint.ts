@@ -1,6 +1,6 @@
 /** The one check of a new webhook endpoint, shared by every store, so each refuses the same input the same way. */
 import { StorageConfigError } from '../errors.js';
-import type { NewWebhookEndpoint } from './ports.js';
+import type { NewWebhookEndpoint, RotateSecretOptions } from './ports.js';
 import { generateWebhookSecret, webhookSecretProblem } from './webhook-secret.js';
 
 const describeValue = (value: unknown): string =>
@@ -51,4 +51,24 @@ export function validateNewWebhookEndpoint(input: NewWebhookEndpoint): string {
     });
   }
   return typeof secret === 'string' ? secret : generateWebhookSecret();
+}
+
+/** What a rotation stores: the new secret, and until when the old one still signs. */
+export interface Rotation {
+  secret: string;
+  previousSecretExpiresAt: Date;
+}
+
+/**
+ * Check the options of `rotateWebhookSecret` (the same in every store) and return what to store.
+ * @throws StorageConfigError when `secret` is given but not usable, or `overlapHours` is not a number ≥ 0
+ */
+export function validateRotation(options: RotateSecretOptions = {}): Rotation {
+  const hours = options.overlapHours ?? 24;
+  if (typeof hours !== 'number' || !Number.isFinite(hours) || hours < 0) {
+    throw new StorageConfigError(`rotateWebhookSecret option "overlapHours" must be a number of hours ≥ 0 (got ${String(hours)}).`, { option: 'overlapHours' });
+  }
+  const secret = Object.hasOwn(options, 'secret') ? validateNewWebhookEndpoint({ url: 'https://rotation.invalid/', secret: options.secret as string }) : generateWebhookSecret();
+  const now = options.now ?? new Date();
+  return { secret, previousSecretExpiresAt: new Date(now.getTime() + hours * 3_600_000) };
 }

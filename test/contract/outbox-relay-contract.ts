@@ -1,13 +1,17 @@
 /**
  * The relay's reliability proofs, run against every store (memory, SQLite, Postgres) with a
  * real HTTP receiver on 127.0.0.1: Standard Webhooks signatures (verified by the
- * `standardwebhooks` and `svix` packages too), endpoint matching, backoff to `failed`,
- * timeouts, crash mid-delivery, three concurrent relays over 500 events, wake-ups, cleanup.
+ * `standardwebhooks` and `svix` packages too), rotation, endpoint matching, per-endpoint retries
+ * on the schedule to a dead letter, Retry-After, 410 and long failure disabling an endpoint,
+ * notices, redelivery, timeouts, crash mid-delivery, three concurrent relays over 500 events,
+ * wake-ups, cleanup.
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { OutboxEmitter, OutboxStore, UnitOfWork, UploadRepository } from '../../src/index.js';
 import {
+  DELIVERY_EXHAUSTED_EVENT,
+  ENDPOINT_DISABLED_EVENT,
   OutboxRelay,
   generateWebhookSecret,
   isWebhookVerificationError,
@@ -31,7 +35,7 @@ export interface RelayFixture {
 const SECRET = generateWebhookSecret();
 
 /** Why verifyWebhook refuses a delivery, or 'ok'. */
-function verdict(got: ReceivedDelivery | undefined, secrets: string | string[], body: Buffer | string = got?.body ?? '', now?: () => Date): string {
+function verdict(got: Pick<ReceivedDelivery, 'headers' | 'body'> | undefined, secrets: string | string[], body: Buffer | string = got?.body ?? '', now?: () => Date): string {
   try {
     verifyWebhook(body, got?.headers ?? {}, secrets, now === undefined ? {} : { now });
     return 'ok';
@@ -66,6 +70,12 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
       const r = new OutboxRelay({ store, onError: (error) => console.error(error), ...options });
       relays.push(r);
       return r;
+    };
+    /** The delivery of an event (to its only endpoint, or to `endpointId`). */
+    const deliveryOf = async (eventId: string, endpointId?: string) => {
+      const all = await store.listDeliveries({ eventId, ...(endpointId === undefined ? {} : { endpointId }) });
+      expect(all).toHaveLength(1);
+      return all[0]!;
     };
     const emit = async (payload: Record<string, unknown> = { n: 1 }, eventType = 'file.stored', on: RelayStore = store) =>
       (await on.outbox.emit({ aggregateType: 'UploadFile', aggregateId: randomUUID(), eventType, payload })).event;
@@ -110,7 +120,8 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
       expect(verdict(got, SECRET, tampered)).toBe('E_WEBHOOK_SIGNATURE');
       expect(verdict(got, generateWebhookSecret())).toBe('E_WEBHOOK_SIGNATURE');
       expect(verdict(got, SECRET, got!.body, () => new Date(clock.now().getTime() + 301_000))).toBe('E_WEBHOOK_TIMESTAMP');
-      expect(await store.getEvent(event.id)).toMatchObject({ status: 'delivered', attempts: 1 });
+      expect(await store.getEvent(event.id)).toMatchObject({ status: 'delivered' });
+      expect(await deliveryOf(event.id)).toMatchObject({ status: 'delivered', attempts: 1, lastStatus: 204 });
     });
 
     it('is verified by real standardwebhooks and svix receivers, with secrets the store generated; a capture replayed after the tolerance is refused by both', async () => {
@@ -125,7 +136,8 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
         }
         expect(verifiers[0]?.secret).not.toBe(verifiers[1]?.secret);
         const events = [await emit({ file_id: randomUUID(), original_filename: 'naïve résumé ✓.pdf' }), await emit({ n: 2 }, 'file.expiring')];
-        expect(await relay().runOnce()).toMatchObject({ claimed: 2, delivered: 2 });
+        // A delivery per endpoint and event.
+        expect(await relay().runOnce()).toMatchObject({ claimed: 4, delivered: 4 });
         for (const verifier of verifiers) {
           expect(verifier.received.map((r) => [verifier.name, r.verified, r.error])).toEqual([
             [verifier.name, true, undefined],
@@ -192,39 +204,234 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
 
       for (const endpoint of await store.listWebhookEndpoints()) await store.deleteWebhookEndpoint(endpoint.id);
       const lonely = await emit({ n: 2 });
-      expect((await relay().runOnce()).delivered).toBe(1);
+      expect((await relay().runOnce()).claimed).toBe(0);
       expect(receiver.received).toHaveLength(1);
       expect(await store.getEvent(lonely.id)).toMatchObject({ status: 'delivered' });
     });
 
-    it('retries a 500 on the backoff schedule (injected clock), then marks it failed with the error kept', async () => {
-      receiver.answer = 500;
-      await store.createWebhookEndpoint({ url: `${receiver.url}/hook?token=query-secret`, secret: SECRET });
+    it('fails, without sending it, a pending delivery to an endpoint deactivated since', async () => {
+      const endpoint = await store.createWebhookEndpoint({ url: `${receiver.url}/hook`, secret: SECRET });
+      const event = await emit();
+      await store.setWebhookEndpointActive(endpoint.id, false);
+      expect(await relay().runOnce()).toMatchObject({ claimed: 1, failed: 1 });
+      expect(receiver.received).toEqual([]);
+      expect(await deliveryOf(event.id)).toMatchObject({ status: 'failed', lastError: 'endpoint inactive', attemptLog: [] });
+      expect(await store.getEvent(event.id)).toMatchObject({ status: 'failed' });
+    });
+
+    it('retries a 500 on the default schedule (injected clock) to a dead letter, announced to the endpoints that ask for notices', async () => {
+      receiver.answer = (d, res) => res.writeHead(d.path === '/notices' ? 204 : 500).end();
+      const endpoint = await store.createWebhookEndpoint({ url: `${receiver.url}/hook?token=query-secret`, secret: SECRET });
+      const watcher = await store.createWebhookEndpoint({ url: `${receiver.url}/notices`, secret: SECRET, eventTypes: [DELIVERY_EXHAUSTED_EVENT] });
       const event = await emit();
       const clock = manualClock(new Date(Date.now() + 1000));
       const r = relay({ now: clock.now, random: () => 0.5 });
+      expect(r.maxAttempts).toBe(8);
       const waits: number[] = [];
-      for (let attempt = 1; attempt <= 4; attempt += 1) {
+      for (let attempt = 1; attempt <= 7; attempt += 1) {
         expect(await r.runOnce()).toMatchObject({ claimed: 1, retried: 1 });
-        const pending = await store.getEvent(event.id);
-        expect(pending).toMatchObject({ status: 'pending', attempts: attempt });
-        waits.push((pending!.nextAttemptAt.getTime() - clock.now().getTime()) / 1000);
+        const pending = await deliveryOf(event.id);
+        expect(pending).toMatchObject({ status: 'pending', attempts: attempt, lastStatus: 500, lastError: 'HTTP 500' });
+        waits.push((pending.nextAttemptAt.getTime() - clock.now().getTime()) / 1000);
         // Not due a millisecond early.
-        clock.set(new Date(pending!.nextAttemptAt.getTime() - 1));
+        clock.set(new Date(pending.nextAttemptAt.getTime() - 1));
         expect((await r.runOnce()).claimed).toBe(0);
         clock.advance(1);
       }
-      // min(60·2^(n−1), 3600) s plus 5 % (jitter 0.5 of the 10 % maximum).
-      expect(waits).toEqual([63, 126, 252, 504]);
+      // 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, plus 5 % (jitter 0.5 of the 10 % maximum).
+      expect(waits).toEqual([5.25, 315, 1890, 7560, 18_900, 37_800, 37_800]);
       expect(await r.runOnce()).toMatchObject({ claimed: 1, failed: 1 });
-      const failed = await store.getEvent(event.id);
-      expect(failed).toMatchObject({ status: 'failed', attempts: 5 });
-      expect(failed?.errorMessage).toBe(`${receiver.url}/hook: HTTP 500`);
-      expect(failed?.errorMessage).not.toContain('query-secret');
-      clock.advance(86_400_000);
+      const failed = await deliveryOf(event.id);
+      expect(failed).toMatchObject({ status: 'failed', attempts: 8, lastError: 'HTTP 500' });
+      expect(failed.attemptLog.map((a) => a.status)).toEqual([500, 500, 500, 500, 500, 500, 500, 500]);
+      expect(await store.getEvent(event.id)).toMatchObject({ status: 'failed', errorMessage: 'HTTP 500' });
+      // The notice went out with the outcome; the next round delivers it to the watcher alone.
+      expect(await r.runOnce()).toMatchObject({ claimed: 1, delivered: 1 });
+      const notice = receiver.received.at(-1)!;
+      expect(notice.path).toBe('/notices');
+      expect(notice.headers['x-webhook-event']).toBe(DELIVERY_EXHAUSTED_EVENT);
+      expect(verdict(notice, SECRET, notice.body, clock.now)).toBe('ok');
+      expect(JSON.parse(notice.body.toString('utf8'))).toMatchObject({
+        delivery_id: failed.id,
+        event_id: event.id,
+        event_type: 'file.stored',
+        endpoint_id: endpoint.id,
+        endpoint_url: `${receiver.url}/hook`,
+        attempts: 8,
+        last_status: 500,
+        last_error: 'HTTP 500',
+      });
+      expect(JSON.stringify(await store.listDeliveries())).not.toContain('query-secret');
+      expect(notice.body.toString('utf8')).not.toContain('query-secret');
+      expect((await store.listDeliveries({ endpointId: watcher.id })).map((d) => d.status)).toEqual(['delivered']);
+      clock.advance(86_400_000 * 3);
       expect((await r.runOnce()).claimed).toBe(0);
-      expect(receiver.received).toHaveLength(5);
+      expect(receiver.received.filter((d) => d.path === '/hook?token=query-secret')).toHaveLength(8);
+      expect(new Set(receiver.received.filter((d) => d.path !== '/notices').map((d) => d.delivery))).toEqual(new Set([event.id]));
+
+      // A dead letter redelivered: the same webhook-id, a fresh schedule.
+      receiver.answer = 204;
+      expect(await store.redeliver(failed.id, clock.now())).toMatchObject({ status: 'pending', attempts: 0 });
+      expect(await r.runOnce()).toMatchObject({ claimed: 1, delivered: 1 });
+      expect(receiver.received.at(-1)?.delivery).toBe(event.id);
+      expect(await store.getEvent(event.id)).toMatchObject({ status: 'delivered' });
+    });
+
+    it('retries only the endpoint that failed: of three endpoints, one fails 3 times then recovers → 1, 1 and 4 POSTs', async () => {
+      let failures = 0;
+      receiver.answer = (d, res) => {
+        if (d.path === '/flaky' && failures < 3) {
+          failures += 1;
+          res.writeHead(503).end();
+        } else res.writeHead(204).end();
+      };
+      const [a, flaky, c] = [
+        await store.createWebhookEndpoint({ url: `${receiver.url}/a`, secret: SECRET }),
+        await store.createWebhookEndpoint({ url: `${receiver.url}/flaky`, secret: SECRET }),
+        await store.createWebhookEndpoint({ url: `${receiver.url}/c`, secret: SECRET }),
+      ];
+      const event = await emit();
+      const clock = manualClock(new Date(Date.now() + 1000));
+      const r = relay({ now: clock.now, retryDelaysMs: [1000, 1000, 1000, 1000] });
+      expect(await r.runOnce()).toMatchObject({ claimed: 3, delivered: 2, retried: 1 });
+      expect(await store.getEvent(event.id)).toMatchObject({ status: 'pending' });
+      for (let i = 0; i < 3; i += 1) {
+        clock.advance(2_000);
+        expect(await r.runOnce()).toMatchObject({ claimed: 1 });
+      }
+      const posts = (path: string) => receiver.received.filter((d) => d.path === path).length;
+      expect([posts('/a'), posts('/flaky'), posts('/c')]).toEqual([1, 4, 1]);
+      expect(await deliveryOf(event.id, flaky.id)).toMatchObject({ status: 'delivered', attempts: 4 });
+      for (const e of [a, c]) expect(await deliveryOf(event.id, e.id)).toMatchObject({ status: 'delivered', attempts: 1 });
+      expect(await store.getEvent(event.id)).toMatchObject({ status: 'delivered' });
+      const healthy = await store.getWebhookEndpoint(flaky.id);
+      expect(healthy?.failingSince).toBeUndefined();
+      expect(healthy?.lastSuccessAt).toBeInstanceOf(Date);
       expect(new Set(receiver.received.map((d) => d.delivery))).toEqual(new Set([event.id]));
+    });
+
+    it('waits as long as a 429 or 503 Retry-After asks (delta-seconds or a date), within maxRetryAfterMs', async () => {
+      const asks = ['2', '', 'in a while', '999999'];
+      let answered = 0;
+      receiver.answer = (_d, res) => {
+        const ask = asks[answered];
+        answered += 1;
+        res.writeHead(answered === 2 ? 503 : 429, ask === '' ? { 'retry-after': new Date(clock.now().getTime() + 30_000).toUTCString() } : { 'retry-after': ask ?? '1' }).end();
+      };
+      await store.createWebhookEndpoint({ url: `${receiver.url}/busy`, secret: SECRET });
+      const event = await emit();
+      const clock = manualClock(new Date(Date.now() + 1000));
+      const r = relay({ now: clock.now, retryDelaysMs: [100, 100, 100, 100, 100], retryJitter: 0, maxRetryAfterMs: 60_000 });
+      const waitAfter = async () => {
+        expect(await r.runOnce()).toMatchObject({ claimed: 1, retried: 1 });
+        const pending = await deliveryOf(event.id);
+        const wait = pending.nextAttemptAt.getTime() - clock.now().getTime();
+        clock.set(new Date(pending.nextAttemptAt.getTime() - 1));
+        expect((await r.runOnce()).claimed).toBe(0);
+        clock.advance(1);
+        return wait;
+      };
+      // Retry-After: 2 → at least 2 s, though the schedule says 100 ms.
+      expect(await waitAfter()).toBe(2_000);
+      // An HTTP-date 30 s on (to the second, as the header has it).
+      const dated = await waitAfter();
+      expect(dated).toBeGreaterThan(29_000);
+      expect(dated).toBeLessThanOrEqual(30_000);
+      // Unreadable: the schedule's wait.
+      expect(await waitAfter()).toBe(100);
+      // 11 days: capped at maxRetryAfterMs.
+      expect(await waitAfter()).toBe(60_000);
+      expect((await deliveryOf(event.id)).attemptLog.map((a) => a.status)).toEqual([429, 503, 429, 429]);
+    });
+
+    it('disables an endpoint that answers 410 Gone: its pending deliveries become dead letters, a notice goes out, recoverEndpoint brings them back', async () => {
+      receiver.answer = (d, res) => res.writeHead(d.path === '/gone' ? 410 : 204).end();
+      const gone = await store.createWebhookEndpoint({ url: `${receiver.url}/gone`, secret: SECRET });
+      await store.createWebhookEndpoint({ url: `${receiver.url}/notices`, secret: SECRET, eventTypes: [ENDPOINT_DISABLED_EVENT] });
+      const first = await emit({ n: 1 });
+      const clock = manualClock(new Date(Date.now() + 1000));
+      const reports: Array<{ outcome: string; disabled?: string }> = [];
+      const r = relay({ now: clock.now, batchSize: 1, onDelivery: (report) => reports.push({ outcome: report.outcome, ...(report.disabledEndpoint === undefined ? {} : { disabled: report.disabledEndpoint.reason }) }) });
+      const second = await emit({ n: 2 });
+      expect(await r.runOnce()).toMatchObject({ claimed: 1, failed: 1 });
+      expect(reports).toEqual([{ outcome: 'failed', disabled: 'HTTP 410 Gone' }]);
+      expect(await store.getWebhookEndpoint(gone.id)).toMatchObject({ isActive: false, disabledReason: 'HTTP 410 Gone', disabledAt: clock.now() });
+      expect(await deliveryOf(first.id, gone.id)).toMatchObject({ status: 'failed', lastStatus: 410 });
+      // Not sent: failed by the disable.
+      expect(await deliveryOf(second.id, gone.id)).toMatchObject({ status: 'failed', lastError: 'endpoint disabled: HTTP 410 Gone', attempts: 0 });
+      // The notice is the only thing left to send.
+      expect(await r.runOnce()).toMatchObject({ claimed: 1, delivered: 1 });
+      expect(receiver.received.map((d) => d.path)).toEqual(['/gone', '/notices']);
+      expect(JSON.parse(receiver.received[1]!.body.toString('utf8'))).toMatchObject({ endpoint_id: gone.id, endpoint_url: `${receiver.url}/gone`, reason: 'HTTP 410 Gone' });
+      expect((await r.runOnce()).claimed).toBe(0);
+      // New events skip it.
+      const third = await emit({ n: 3 });
+      expect(await store.listDeliveries({ eventId: third.id, endpointId: gone.id })).toEqual([]);
+
+      receiver.answer = 204;
+      const recovered = await store.recoverEndpoint(gone.id, { since: new Date(first.createdAt.getTime() - 1), now: clock.now() });
+      expect(recovered).toMatchObject({ requeued: 2, endpoint: { isActive: true } });
+      expect(await r.runOnce()).toMatchObject({ claimed: 1, delivered: 1 });
+      expect(await r.runOnce()).toMatchObject({ claimed: 1, delivered: 1 });
+      expect(receiver.received.slice(2).map((d) => [d.path, d.delivery])).toEqual([
+        ['/gone', first.id],
+        ['/gone', second.id],
+      ]);
+    });
+
+    it('disables an endpoint failing without a success for disableAfterFailingMs', async () => {
+      receiver.answer = 500;
+      const down = await store.createWebhookEndpoint({ url: `${receiver.url}/down`, secret: SECRET });
+      const clock = manualClock(new Date(Date.now() + 1000));
+      const r = relay({ now: clock.now, retryDelaysMs: [3_600_000], disableAfterFailingMs: 86_400_000 });
+      const started = clock.now();
+      await emit({ n: 1 });
+      expect(await r.runOnce()).toMatchObject({ retried: 1 });
+      expect(await store.getWebhookEndpoint(down.id)).toMatchObject({ isActive: true, failingSince: started });
+      clock.advance(86_400_000);
+      await emit({ n: 2 });
+      // Both due now: the first fails its second attempt, the second its first; a day has passed.
+      const round = await r.runOnce();
+      expect(round, JSON.stringify(await store.listDeliveries())).toMatchObject({ claimed: 2, failed: 2 });
+      const disabled = await store.getWebhookEndpoint(down.id);
+      expect(disabled).toMatchObject({ isActive: false, disabledReason: `failing without a success since ${started.toISOString()}` });
+    });
+
+    it('signs with both secrets during a rotation: receivers holding either verify, and the old one stops after the overlap', async () => {
+      const verifiers = await startVerifyingReceivers();
+      try {
+        const endpoints = [];
+        for (const verifier of verifiers) {
+          const endpoint = await store.createWebhookEndpoint({ url: `${verifier.url}/hook` });
+          verifier.secret = endpoint.secret;
+          endpoints.push(endpoint);
+        }
+        // The receivers check timestamps against the real clock, so the overlap ends in 3 s of real time.
+        const clock = manualClock(new Date(Date.now() + 1000));
+        const rotated = await Promise.all(endpoints.map((e) => store.rotateWebhookSecret(e.id, { overlapHours: 1, now: new Date(clock.now().getTime() - 3_600_000 + 3_000) })));
+        // standardwebhooks keeps the old secret, svix takes the new one.
+        verifiers[1]!.secret = rotated[1]!.secret;
+        const event = await emit({ n: 1 });
+        const r = relay({ now: clock.now });
+        expect(await r.runOnce()).toMatchObject({ claimed: 2, delivered: 2 });
+        for (const verifier of verifiers) expect(verifier.received.map((d) => [verifier.name, d.verified])).toEqual([[verifier.name, true]]);
+        const signed = verifiers[0]!.received[0]!;
+        expect(String(signed.headers['webhook-signature']).split(' ')).toHaveLength(2);
+        expect(verdict(signed, endpoints[0]!.secret, signed.body, clock.now)).toBe('ok');
+        expect(verdict(signed, rotated[0]!.secret, signed.body, clock.now)).toBe('ok');
+
+        // After the overlap only the new secret signs: the old one no longer verifies.
+        clock.advance(3_001);
+        await store.redeliverEvent(event.id, clock.now());
+        expect(await r.runOnce()).toMatchObject({ claimed: 2 });
+        expect(verifiers[0]!.received.at(-1)).toMatchObject({ verified: false });
+        expect(verifiers[1]!.received.at(-1)).toMatchObject({ verified: true });
+        const late = verifiers[0]!.received.at(-1)!;
+        expect(String(late.headers['webhook-signature']).split(' ')).toHaveLength(1);
+        expect(verdict(late, rotated[0]!.secret, late.body, clock.now)).toBe('ok');
+      } finally {
+        await Promise.all(verifiers.map((v) => v.close()));
+      }
     });
 
     it('cuts off a receiver that never answers, and schedules a retry', async () => {
@@ -232,7 +439,10 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
       await store.createWebhookEndpoint({ url: `${receiver.url}/slow`, secret: SECRET });
       const event = await emit();
       expect(await relay({ timeoutMs: 300, leaseMs: 5_000 }).runOnce()).toMatchObject({ claimed: 1, retried: 1 });
-      expect(await store.getEvent(event.id)).toMatchObject({ status: 'pending', attempts: 1, errorMessage: `${receiver.url}/slow: timed out after 300 ms` });
+      const delivery = await deliveryOf(event.id);
+      expect(delivery).toMatchObject({ status: 'pending', attempts: 1, lastError: 'timed out after 300 ms' });
+      expect(delivery.lastStatus).toBeUndefined();
+      expect(delivery.lastDurationMs).toBeGreaterThanOrEqual(250);
     });
 
     it('does not follow a redirect (it would turn the POST into a GET): a 3xx is retried', async () => {
@@ -241,7 +451,7 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
       const event = await emit();
       expect(await relay().runOnce()).toMatchObject({ retried: 1 });
       expect(receiver.received.map((d) => d.path)).toEqual(['/moved']);
-      expect((await store.getEvent(event.id))?.errorMessage).toContain('HTTP 302');
+      expect((await deliveryOf(event.id)).lastError).toBe('HTTP 302');
     });
 
     it('redelivers after a crash between the POST and the recorded outcome, with the same webhook-id and a new timestamp', async () => {
@@ -253,7 +463,7 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
       const clock = manualClock(new Date(Date.now() + 1000));
       const crashed = relay({ signal: kill.signal, now: clock.now, leaseMs: 60_000 });
       expect(await crashed.runOnce()).toMatchObject({ claimed: 1, delivered: 0, abandoned: 1 });
-      expect(await store.getEvent(event.id)).toMatchObject({ status: 'pending', attempts: 1 });
+      expect(await deliveryOf(event.id)).toMatchObject({ status: 'pending', attempts: 1 });
       expect((await crashed.runOnce()).claimed).toBe(0);
 
       receiver.answer = 204;
@@ -269,7 +479,8 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
       expect(receiver.received.map((d) => verdict(d, SECRET, d.body, () => new Date(Number(d.headers['webhook-timestamp']) * 1000)))).toEqual(['ok', 'ok']);
       // The receiver dedupes on the delivery id: one event, handled once.
       expect(new Set(receiver.received.map((d) => d.delivery)).size).toBe(1);
-      expect(await store.getEvent(event.id)).toMatchObject({ status: 'delivered', attempts: 2 });
+      expect(await store.getEvent(event.id)).toMatchObject({ status: 'delivered' });
+      expect(await deliveryOf(event.id)).toMatchObject({ status: 'delivered', attempts: 2 });
     });
 
     it('delivers nothing for a rolled-back transaction, and once for a repeated idempotency key', async () => {
@@ -343,6 +554,7 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
     });
 
     it('cleans up delivered events past the retention, keeping pending and failed ones', async () => {
+      await store.createWebhookEndpoint({ url: `${receiver.url}/hook`, secret: SECRET });
       const clock = manualClock(new Date(Date.now() + 1000));
       const delivered = await emit();
       const r = relay({ now: clock.now });
