@@ -36,6 +36,7 @@ export function parseRetryAfter(value: string | null | undefined, now: Date): nu
   if (value === null || value === undefined) return undefined;
   const trimmed = value.trim();
   if (/^\d+$/u.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
+  // An HTTP-date ends in GMT (IMF-fixdate and the obsolete forms); Date.parse alone takes '1.5' for a date.
+  const at = /\bGMT$/u.test(trimmed) ? Date.parse(trimmed) : Number.NaN;
   return Number.isNaN(at) ? undefined : Math.max(0, at - now.getTime());
 }

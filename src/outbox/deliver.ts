@@ -1,5 +1,6 @@
 /** One webhook POST: signed, timed out, its outcome described without secrets. */
 import type { OutboxEvent, WebhookEndpoint } from '../upload/model.js';
+import { isWebhookDestinationError } from '../errors.js';
 import { parseRetryAfter } from './backoff.js';
 import { signWebhookBody } from './signature.js';
 import { signWebhook } from './standard-webhooks.js';
@@ -70,6 +71,8 @@ export function deliveryHeaders(event: Pick<OutboxEvent, 'id' | 'eventType'>, bo
 
 function describeFailure(error: unknown, timedOut: boolean, timeoutMs: number): string {
   if (timedOut) return `timed out after ${timeoutMs} ms`;
+  const refused = [error, error instanceof Error ? error.cause : undefined].find(isWebhookDestinationError);
+  if (refused !== undefined) return `destination refused: ${refused.address ?? new URL(refused.url).hostname} is ${refused.reason} (allowPrivateNetworks is off)`;
   // fetch reports network errors as TypeError('fetch failed') with the system error as cause.
   const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
   const code = (cause as { code?: unknown } | null)?.code;

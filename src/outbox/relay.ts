@@ -12,6 +12,7 @@ import type { WebhookDelivery } from '../upload/model.js';
 import { NOTICE_EVENT_PREFIX, LEASE_EXPIRED_MESSAGE, type ClaimedDelivery, type CompletedDelivery, type NewOutboxEvent, type OutboxStore } from '../upload/ports.js';
 import { DEFAULT_RETRY_DELAYS_MS, MAX_RETRY_AFTER_MS, RETRY_JITTER, retryDelayMs } from './backoff.js';
 import { postToEndpoint, printableUrl, type EndpointResult, type FetchLike } from './deliver.js';
+import { createWebhookFetch } from './webhook-fetch.js';
 
 /** The notice of a delivery whose schedule ran out. */
 export const DELIVERY_EXHAUSTED_EVENT = 'webhook.delivery_exhausted';
@@ -21,8 +22,20 @@ export const ENDPOINT_DISABLED_EVENT = 'webhook.endpoint_disabled';
 export interface OutboxRelayOptions {
   /** Any upload store: `MemoryUploadStore`, `SqliteUploadStore`, `PostgresUploadStore`. */
   store: OutboxStore;
-  /** @default globalThis.fetch (Node's own, whose connect timeout is 10 s) */
+  /**
+   * How POSTs are sent. The default keeps connections alive and applies the destination guard
+   * (see `allowPrivateNetworks`); a `fetch` of your own replaces both.
+   * @default createWebhookFetch({ allowPrivateNetworks })
+   */
   fetch?: FetchLike;
+  /**
+   * Also deliver to loopback, private, link-local and other non-public addresses. Off, the relay
+   * refuses them on the address it actually connects to (so DNS cannot rebind around it); the
+   * attempt fails with `destination refused: …`. Turn it on for development and trusted
+   * networks (a receiver on localhost); keep it off where tenants register endpoint URLs.
+   * @default false
+   */
+  allowPrivateNetworks?: boolean;
   /**
    * Deliveries claimed (and sent concurrently) per round.
    * @default 20
@@ -200,7 +213,7 @@ export class OutboxRelay {
 
   constructor(options: OutboxRelayOptions) {
     this.#store = options.store;
-    this.#fetch = options.fetch ?? ((url, init) => globalThis.fetch(url, init));
+    this.#fetch = options.fetch ?? createWebhookFetch({ allowPrivateNetworks: options.allowPrivateNetworks === true });
     this.#batchSize = positiveInteger(options.batchSize ?? 20, 'batchSize');
     this.#pollIntervalMs = positiveInteger(options.pollIntervalMs ?? 5000, 'pollIntervalMs');
     this.#timeoutMs = positiveInteger(options.timeoutMs ?? 30_000, 'timeoutMs');

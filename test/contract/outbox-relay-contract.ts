@@ -67,7 +67,8 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
     const relays: OutboxRelay[] = [];
 
     const relay = (options: Partial<OutboxRelayOptions> = {}) => {
-      const r = new OutboxRelay({ store, onError: (error) => console.error(error), ...options });
+      // The receivers are on 127.0.0.1: the guard is off unless a test turns it on.
+      const r = new OutboxRelay({ store, allowPrivateNetworks: true, onError: (error) => console.error(error), ...options });
       relays.push(r);
       return r;
     };
@@ -207,6 +208,17 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
       expect((await relay().runOnce()).claimed).toBe(0);
       expect(receiver.received).toHaveLength(1);
       expect(await store.getEvent(lonely.id)).toMatchObject({ status: 'delivered' });
+    });
+
+    it('refuses a loopback destination with the guard on (the default), sending nothing, and delivers it with allowPrivateNetworks', async () => {
+      await store.createWebhookEndpoint({ url: `${receiver.url}/hook`, secret: SECRET });
+      const event = await emit();
+      expect(await relay({ allowPrivateNetworks: false }).runOnce()).toMatchObject({ claimed: 1, retried: 1 });
+      expect(receiver.received).toEqual([]);
+      expect((await deliveryOf(event.id)).lastError).toBe('destination refused: 127.0.0.1 is loopback (allowPrivateNetworks is off)');
+      await store.redeliver((await deliveryOf(event.id)).id);
+      expect(await relay({ allowPrivateNetworks: true }).runOnce()).toMatchObject({ claimed: 1, delivered: 1 });
+      expect(receiver.received.map((d) => d.delivery)).toEqual([event.id]);
     });
 
     it('fails, without sending it, a pending delivery to an endpoint deactivated since', async () => {
