@@ -26,3 +26,6 @@ export type {
   RotateSecretOptions,
 } from '../upload/ports.js';
 export type { DeliveryAttempt, OutboxDelivery, OutboxEventStatus, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint } from '../upload/model.js';
+export { createWebhookFetch, type WebhookFetchOptions } from './webhook-fetch.js';
+export { assertPublicDestination, nonPublicReason, type AssertPublicDestinationOptions, type DestinationLookup } from './destination-guard.js';
+export { WebhookDestinationError, isWebhookDestinationError } from '../errors.js';

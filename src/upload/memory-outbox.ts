@@ -4,7 +4,7 @@
  * its lock, on its state or on a transaction's draft of it.
  */
 import { randomUUID } from 'node:crypto';
-import { WebhookSecretBox } from '../outbox/secret-box.js';
+import type { WebhookSecretBox } from '../outbox/secret-box.js';
 import { ATTEMPT_LOG_LIMIT, type OutboxDelivery, type OutboxEvent, type WebhookDelivery, type WebhookEndpoint } from './model.js';
 import {
   defaultIdempotencyKey,
@@ -19,7 +19,7 @@ import {
   type RecoveredEndpoint,
   type RotateSecretOptions,
 } from './ports.js';
-import { validateNewWebhookEndpoint, validateRotation } from './webhook-endpoint.js';
+import { validateRotation } from './webhook-endpoint.js';
 
 /** The outbox part of the memory store's state. Endpoints are kept as stored: secrets sealed when the store encrypts. */
 export interface OutboxState {
@@ -274,8 +274,8 @@ export class MemoryOutbox {
     return count;
   }
 
-  createWebhookEndpoint(input: NewWebhookEndpoint): WebhookEndpoint {
-    const secret = validateNewWebhookEndpoint(input);
+  /** `secret`: what `checkNewWebhookEndpoint(input)` returned. */
+  createWebhookEndpoint(input: NewWebhookEndpoint, secret: string): WebhookEndpoint {
     const id = randomUUID();
     const endpoint: WebhookEndpoint = {
       id,

@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { StorageKeyTakenError } from './errors.js';
 import { WebhookSecretBox, type SecretsKey } from '../outbox/secret-box.js';
+import { checkNewWebhookEndpoint, type EndpointGuardOptions } from './webhook-endpoint.js';
 import { emitEvent, emptyOutboxState, eventOf, MemoryOutbox, type OutboxState } from './memory-outbox.js';
 import type { OutboxDelivery, OutboxEvent, UploadBatch, UploadFile, WebhookDelivery, WebhookEndpoint } from './model.js';
 import {
@@ -179,6 +179,11 @@ export interface MemoryUploadStoreOptions {
    * @example new MemoryUploadStore({ secretsKey: process.env.WEBHOOK_SECRETS_KEY })
    */
   secretsKey?: SecretsKey | undefined;
+  /**
+   * Register endpoints on loopback, private and other non-public addresses too (see the relay's
+   * option of the same name). @default false
+   */
+  allowPrivateNetworks?: boolean | undefined;
 }
 
 type Locked<T> = { [K in keyof T]: T[K] };
@@ -200,10 +205,12 @@ export class MemoryUploadStore implements UnitOfWork, OutboxStore {
   readonly #view = new StateView(() => this.#state);
   readonly #listeners = new Set<() => void>();
   readonly #outbox: MemoryOutbox;
+  readonly #guard: EndpointGuardOptions;
 
   /** @throws StorageConfigError when `secretsKey` is given but not 32 bytes */
   constructor(options: MemoryUploadStoreOptions = {}) {
     this.#outbox = new MemoryOutbox(() => this.#state, new WebhookSecretBox(options.secretsKey), () => this.#wake());
+    this.#guard = { allowPrivateNetworks: options.allowPrivateNetworks === true };
   }
 
   #wake(): void {
@@ -303,8 +310,9 @@ export class MemoryUploadStore implements UnitOfWork, OutboxStore {
     return this.#locked(async () => this.#outbox.deleteDeliveredEvents(before));
   }
 
-  createWebhookEndpoint(input: NewWebhookEndpoint): Promise<WebhookEndpoint> {
-    return this.#locked(async () => this.#outbox.createWebhookEndpoint(input));
+  async createWebhookEndpoint(input: NewWebhookEndpoint): Promise<WebhookEndpoint> {
+    const secret = await checkNewWebhookEndpoint(input, this.#guard);
+    return this.#locked(async () => this.#outbox.createWebhookEndpoint(input, secret));
   }
 
   getWebhookEndpoint(id: string): Promise<WebhookEndpoint | undefined> {

@@ -1,5 +1,6 @@
 /** The one check of a new webhook endpoint, shared by every store, so each refuses the same input the same way. */
 import { StorageConfigError } from '../errors.js';
+import { assertPublicDestination } from '../outbox/destination-guard.js';
 import type { NewWebhookEndpoint, RotateSecretOptions } from './ports.js';
 import { generateWebhookSecret, webhookSecretProblem } from './webhook-secret.js';
 
@@ -71,4 +72,26 @@ export function validateRotation(options: RotateSecretOptions = {}): Rotation {
   const secret = Object.hasOwn(options, 'secret') ? validateNewWebhookEndpoint({ url: 'https://rotation.invalid/', secret: options.secret as string }) : generateWebhookSecret();
   const now = options.now ?? new Date();
   return { secret, previousSecretExpiresAt: new Date(now.getTime() + hours * 3_600_000) };
+}
+
+/** The store options of the destination guard at registration. */
+export interface EndpointGuardOptions {
+  /**
+   * Register endpoints on loopback, private, link-local and other non-public addresses too.
+   * Off, `createWebhookEndpoint()` refuses them with `WebhookDestinationError`; the relay has the
+   * same option for delivery. Turn it on for development and trusted networks.
+   * @default false
+   */
+  allowPrivateNetworks?: boolean | undefined;
+}
+
+/**
+ * {@link validateNewWebhookEndpoint}, then the destination guard unless `allowPrivateNetworks`:
+ * what every store's `createWebhookEndpoint()` runs before it stores anything.
+ * @throws StorageConfigError for bad input; WebhookDestinationError for a non-public destination
+ */
+export async function checkNewWebhookEndpoint(input: NewWebhookEndpoint, options: EndpointGuardOptions): Promise<string> {
+  const secret = validateNewWebhookEndpoint(input);
+  if (options.allowPrivateNetworks !== true) await assertPublicDestination(input.url);
+  return secret;
 }

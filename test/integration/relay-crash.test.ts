@@ -86,7 +86,7 @@ describe('relay SIGKILLed mid-round [sqlite]', () => {
   it('loses nothing on a SQLite file', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'doorito-relay-crash-'));
     const file = join(dir, 'outbox.db');
-    const store = new SqliteUploadStore({ database: file });
+    const store = new SqliteUploadStore({ database: file, allowPrivateNetworks: true });
     try {
       await crashRound(store as unknown as RelayStore, { store: 'sqlite', file });
     } finally {
@@ -106,6 +106,6 @@ describe.runIf(available)('relay SIGKILLed mid-round [postgres]', () => {
 
   it('loses nothing on Postgres', async () => {
     await migrate(pool, { schema });
-    await crashRound(new PostgresUploadStore({ pool, schema }) as unknown as RelayStore, { store: 'postgres', pgUrl: PG_TEST_URL, schema });
+    await crashRound(new PostgresUploadStore({ pool, schema, allowPrivateNetworks: true }) as unknown as RelayStore, { store: 'postgres', pgUrl: PG_TEST_URL, schema });
   }, 90_000);
 });

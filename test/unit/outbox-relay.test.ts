@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MemoryUploadStore, isStorageConfigError } from '../../src/index.js';
+import { MemoryUploadStore, isStorageConfigError, isWebhookDestinationError } from '../../src/index.js';
 import {
   DEFAULT_RETRY_DELAYS_MS,
   OutboxRelay,
@@ -122,7 +122,7 @@ describe('verifyWebhookSignature', () => {
 });
 
 describe('OutboxRelay options', () => {
-  const store = new MemoryUploadStore();
+  const store = new MemoryUploadStore({ allowPrivateNetworks: true });
 
   it.each([
     [{ batchSize: 0 }, 'batchSize'],
@@ -145,6 +145,20 @@ describe('OutboxRelay options', () => {
     }
   });
 
+  it('refuses, by default, to register an endpoint on a non-public destination, storing nothing', async () => {
+    const guarded = new MemoryUploadStore();
+    for (const url of ['http://127.0.0.1:3000/hook?token=t0ps3cret', 'http://localhost/hook', 'http://[::1]/hook', 'http://10.1.2.3/hook', 'http://169.254.169.254/latest']) {
+      const error = await guarded.createWebhookEndpoint({ url }).catch((e: unknown) => e);
+      expect(isWebhookDestinationError(error), url).toBe(true);
+      expect(error).toMatchObject({ code: 'E_WEBHOOK_DESTINATION' });
+      expect((error as Error).message).toContain('allowPrivateNetworks');
+      expect((error as Error).message).not.toContain('t0ps3cret');
+    }
+    expect(await guarded.listWebhookEndpoints()).toEqual([]);
+    // A public literal is fine (nothing is sent at registration).
+    expect(await guarded.createWebhookEndpoint({ url: 'https://93.184.215.14/hook' })).toMatchObject({ url: 'https://93.184.215.14/hook' });
+  });
+
   it('refuses a negative retention', async () => {
     await expect(new OutboxRelay({ store }).cleanupDeliveredEvents({ retentionHours: -1 })).rejects.toMatchObject({ option: 'retentionHours' });
   });
@@ -165,7 +179,7 @@ describe('OutboxRelay options', () => {
     await once(server, 'listening');
     const port = (server.address() as AddressInfo).port;
     await new Promise((resolve) => server.close(resolve));
-    const local = new MemoryUploadStore();
+    const local = new MemoryUploadStore({ allowPrivateNetworks: true });
     await local.createWebhookEndpoint({ url: `http://127.0.0.1:${port}/refused`, secret: 's' });
     const event = (await local.outbox.emit({ aggregateType: 'UploadFile', aggregateId: 'b', eventType: 'file.stored', payload: {} })).event;
     const reports: unknown[] = [];
