@@ -21,7 +21,8 @@ export type StorageErrorCode =
   | 'E_DEPENDENCY'
   | 'E_WEBHOOK_HEADER'
   | 'E_WEBHOOK_TIMESTAMP'
-  | 'E_WEBHOOK_SIGNATURE';
+  | 'E_WEBHOOK_SIGNATURE'
+  | 'E_WEBHOOK_DESTINATION';
 
 export interface StorageErrorOptions {
   /** The key the operation was about, if any. */
@@ -153,6 +154,62 @@ export class WebhookVerificationError extends StorageError {
   }
 }
 
+/**
+ * The webhook relay refused an endpoint because its address is not public: loopback, private,
+ * link-local, carrier-grade NAT, unique local, reserved, … Thrown when the endpoint is
+ * registered (its hostname or a resolved address is non-public) and at delivery (the address
+ * actually connected is non-public, so DNS cannot rebind around the registration check).
+ * Nothing was sent to the endpoint. For a development or trusted network, set
+ * `allowPrivateNetworks: true`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await assertPublicDestination('http://127.0.0.1:3000/hooks');
+ * } catch (error) {
+ *   if (isWebhookDestinationError(error)) console.error(error.address, error.reason); // 127.0.0.1 loopback
+ * }
+ * ```
+ */
+export class WebhookDestinationError extends StorageError {
+  override name = 'WebhookDestinationError';
+  declare readonly code: 'E_WEBHOOK_DESTINATION';
+  /** The endpoint's origin and path: never its credentials, query string or fragment. */
+  readonly url: string;
+  /** The refused IP address, when one is known (not for a hostname such as `localhost`). */
+  readonly address: string | undefined;
+  /** Why the address is not public, e.g. `loopback`, `private`, `IPv4-mapped link-local`. */
+  readonly reason: string;
+  constructor(
+    url: string,
+    reason: string,
+    options: Omit<StorageErrorOptions, 'key'> & { address?: string | undefined } = {},
+  ) {
+    const printable = WebhookDestinationError.#printable(url);
+    const subject = options.address ?? printable.hostname;
+    super(
+      `Webhook destination ${printable.url} refused: ${subject} is not a public address (${reason}). ` +
+        `The relay only delivers to public addresses; for development or a trusted network, ` +
+        `set allowPrivateNetworks: true.`,
+      'E_WEBHOOK_DESTINATION',
+      options,
+    );
+    this.url = printable.url;
+    this.address = options.address;
+    this.reason = reason;
+  }
+
+  // The URL may carry a token in its query or credentials: keep only the origin and path.
+  static #printable(url: string): { url: string; hostname: string } {
+    try {
+      const parsed = new URL(url);
+      return { url: `${parsed.origin}${parsed.pathname}`, hostname: parsed.hostname };
+    } catch {
+      return { url: '(invalid URL)', hostname: '(invalid URL)' };
+    }
+  }
+}
+
 function matches(error: unknown, name: string, ctor: abstract new (...args: never[]) => Error): boolean {
   return error instanceof ctor || (error instanceof Error && error.name === name);
 }
@@ -171,6 +228,7 @@ const STORAGE_ERROR_NAMES = new Set([
   'StorageKeyTakenError',
   'StorageDependencyError',
   'WebhookVerificationError',
+  'WebhookDestinationError',
 ]);
 
 export const isStorageError = (error: unknown): error is StorageError =>
@@ -191,3 +249,5 @@ export const isStorageDependencyError = (error: unknown): error is StorageDepend
   matches(error, 'StorageDependencyError', StorageDependencyError);
 export const isWebhookVerificationError = (error: unknown): error is WebhookVerificationError =>
   matches(error, 'WebhookVerificationError', WebhookVerificationError);
+export const isWebhookDestinationError = (error: unknown): error is WebhookDestinationError =>
+  matches(error, 'WebhookDestinationError', WebhookDestinationError);
