@@ -39,12 +39,16 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 let bucket: string | undefined;
 let dir: string | undefined;
+// The relay and import-cost benchmarks need no S3 server: make the bucket only for those that do.
+const needsS3 = wanted.some((name) => ['presign', 's3-save', 's3-small', 'rss'].includes(name));
 try {
-  bucket = await createBenchBucket(admin).catch((error: unknown) => {
-    throw new Error(`cannot reach the S3 server at ${settings.endpoint}; start it with \`bash scripts/s3-server.sh start\``, { cause: error });
-  });
+  if (needsS3) {
+    bucket = await createBenchBucket(admin).catch((error: unknown) => {
+      throw new Error(`cannot reach the S3 server at ${settings.endpoint}; start it with \`bash scripts/s3-server.sh start\``, { cause: error });
+    });
+  }
   dir = await mkdtemp(path.join(os.tmpdir(), 'doorito-bench-'));
-  const storage = benchStorage(settings, bucket);
+  const storage = benchStorage(settings, bucket ?? 'doorito-bench-unused');
   // Server-free benchmarks first, while the server is idle (RGW's garbage collection of the
   // objects the S3 benchmarks delete would otherwise compete for the two cores).
   const step = (name: string): boolean => {
@@ -59,7 +63,7 @@ try {
     reportBreakdown(local, await benchS3Save(storage));
   }
   if (step('s3-small')) await benchS3Small(storage);
-  if (step('rss')) await benchRss({ s3: { bucket }, fsDir: dir });
+  if (step('rss')) await benchRss({ s3: { bucket: bucket ?? '' }, fsDir: dir });
   if (step('relay')) await benchRelay();
   storage.destroy();
 } catch (error) {

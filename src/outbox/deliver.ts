@@ -90,10 +90,18 @@ export async function postToEndpoint(
   endpoint: WebhookEndpoint,
   event: Pick<OutboxEvent, 'id' | 'eventType'>,
   body: string,
-  options: { timeoutMs: number; signal: AbortSignal; now: Date } & SignOptions,
+  options: {
+    timeoutMs: number;
+    /** Cuts the request: the relay's kill switch, or the timeout. */
+    signal: AbortSignal;
+    /** The timeout (also in `signal`): when it has fired, the failure is a time-out. @default a new AbortSignal.timeout(timeoutMs), added to `signal` */
+    timedOut?: AbortSignal;
+    now: Date;
+  } & SignOptions,
 ): Promise<EndpointResult> {
   const url = printableUrl(endpoint.url);
-  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const timeout = options.timedOut ?? AbortSignal.timeout(options.timeoutMs);
+  const signal = options.timedOut === undefined ? AbortSignal.any([options.signal, timeout]) : options.signal;
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   try {
@@ -103,7 +111,7 @@ export async function postToEndpoint(
       body,
       // A redirect is not a delivery; following one would turn the POST into a GET.
       redirect: 'manual',
-      signal: AbortSignal.any([options.signal, timeout]),
+      signal,
     });
     // Free the connection; the answer's body is not used.
     await response.body?.cancel().catch(() => undefined);
@@ -116,6 +124,6 @@ export async function postToEndpoint(
     }
     return result;
   } catch (error) {
-    return { endpointId: endpoint.id, url, ok: false, error: describeFailure(error, timeout.aborted && !options.signal.aborted, options.timeoutMs), durationMs: elapsed() };
+    return { endpointId: endpoint.id, url, ok: false, error: describeFailure(error, timeout.aborted, options.timeoutMs), durationMs: elapsed() };
   }
 }

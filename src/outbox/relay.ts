@@ -266,7 +266,10 @@ export class OutboxRelay {
     const claimed = await this.#store.claimDeliveries({ now, limit: this.#batchSize, leaseUntil: new Date(now.getTime() + this.#leaseMs) });
     result.claimed = claimed.length;
     if (claimed.length === 0) return result;
-    const attempted = await Promise.all(claimed.map((c) => this.#attempt(c)));
+    // The round's POSTs start together, so one timeout (with the kill switch) bounds them all.
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const signal = AbortSignal.any([this.#kill.signal, timeout]);
+    const attempted = await Promise.all(claimed.map((c) => this.#attempt(c, signal, timeout)));
     // Killed: record nothing, exactly as if the process had died here.
     if (this.#kill.signal.aborted) {
       result.abandoned = claimed.length;
@@ -292,7 +295,7 @@ export class OutboxRelay {
   }
 
   /** POST one claimed delivery, unless its endpoint is inactive or its schedule ran out; never throws. */
-  async #attempt(claimed: ClaimedDelivery): Promise<Attempted> {
+  async #attempt(claimed: ClaimedDelivery, signal: AbortSignal, timeout: AbortSignal): Promise<Attempted> {
     const at = this.#now();
     // Claimed once more than allowed: the last attempt's relay died before it reported.
     if (claimed.delivery.attempts > this.maxAttempts) return { claimed, at, skipped: LEASE_EXPIRED_MESSAGE };
@@ -301,7 +304,8 @@ export class OutboxRelay {
     // Signed when sent: a receiver measures its tolerance from this attempt, not the first.
     const result = await postToEndpoint(this.#fetch, claimed.endpoint, claimed.event, body, {
       timeoutMs: this.#timeoutMs,
-      signal: this.#kill.signal,
+      signal,
+      timedOut: timeout,
       now: at,
       timestamp: Math.floor(at.getTime() / 1000),
       legacySignatureHeaders: this.#legacySignatureHeaders,
