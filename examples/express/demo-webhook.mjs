@@ -1,6 +1,8 @@
 // The demo webhook receiver: what an external system would do with `file.stored`. It verifies the
 // Standard Webhooks signature and timestamp on the raw body, dedupes on webhook-id, then fetches
-// `payload.url` and compares the bytes' sha256 with `payload.sha256`.
+// `payload.url` and compares the bytes' sha256 with `payload.sha256`. A redelivery carries the
+// same webhook-id: it is verified (signature, timestamp) but not processed again, and shows the
+// verdict of the first check.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -21,12 +23,18 @@ export function createDemoReceiver({ secret }) {
   /** Newest first. */
   const deliveries = [];
   const seen = new Set();
+  /** webhook-id → the sha256 check of its first delivery: Promise<{ sha256_match, error }>. */
+  const verdicts = new Map();
   const inFlight = new Set();
   const stop = new AbortController();
 
   const remember = (entry) => {
     deliveries.unshift(entry);
     deliveries.length = Math.min(deliveries.length, KEEP);
+  };
+  const track = (promise) => {
+    const tracked = promise.finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
   };
 
   return {
@@ -72,20 +80,19 @@ export function createDemoReceiver({ secret }) {
       remember(entry);
       // Answer at once; the check runs afterwards (a slow answer would count as a failed attempt).
       res.status(204).end();
-      if (entry.duplicate) return;
+      if (entry.duplicate) {
+        const first = verdicts.get(delivery);
+        if (first !== undefined) track(first.then((verdict) => Object.assign(entry, verdict)));
+        return;
+      }
       seen.add(delivery);
       if (typeof payload.url !== 'string' || typeof payload.sha256 !== 'string') return;
-      const check = sha256Of(payload.url, stop.signal)
-        .then((sha256) => {
-          entry.sha256_match = sha256 === payload.sha256;
-          if (!entry.sha256_match) entry.error = 'the bytes at payload.url do not match payload.sha256';
-        })
-        .catch((error) => {
-          entry.sha256_match = false;
-          entry.error = error instanceof Error ? error.message : String(error);
-        })
-        .finally(() => inFlight.delete(check));
-      inFlight.add(check);
+      const verdict = sha256Of(payload.url, stop.signal).then(
+        (sha256) => (sha256 === payload.sha256 ? { sha256_match: true, error: null } : { sha256_match: false, error: 'the bytes at payload.url do not match payload.sha256' }),
+        (error) => ({ sha256_match: false, error: error instanceof Error ? error.message : String(error) }),
+      );
+      verdicts.set(delivery, verdict);
+      track(verdict.then((result) => Object.assign(entry, result)));
     },
     list: () => deliveries,
     /** Stop the checks in flight and wait for them. */

@@ -24,6 +24,23 @@ function redactDatabaseUrl(url) {
   }
 }
 
+/**
+ * One log line per delivery attempt, e.g.
+ * `[relay] file.stored 0197… → 0197… http://127.0.0.1:3000/webhooks/demo delivered (HTTP 204)`.
+ * `result.url` is the endpoint's origin and path: never its query (it may hold a token).
+ */
+function relayLogLine({ delivery, outcome, result, nextAttemptAt, errorMessage, disabledEndpoint }) {
+  const notes = [result === undefined ? (errorMessage ?? 'not sent') : result.status === undefined ? result.error : `HTTP ${result.status}`];
+  if (nextAttemptAt !== undefined) notes.push(`retry at ${nextAttemptAt.toISOString()}`);
+  if (disabledEndpoint !== undefined) notes.push(`endpoint disabled: ${disabledEndpoint.reason}`);
+  const endpoint = result === undefined ? delivery.endpointId : `${delivery.endpointId} ${result.url}`;
+  return `[relay] ${delivery.eventType} ${delivery.eventId} → ${endpoint} ${outcome} (${notes.join('; ')})`;
+}
+
+// allowPrivateNetworks, on the store (which checks an endpoint when it is registered) and on the
+// relay (which checks the address it connects to): the demo receiver is this very app, on
+// loopback (`internalUrl`), and the destination guard refuses loopback and private addresses
+// otherwise. Leave it off where users register endpoint URLs of their own.
 async function openStore(env) {
   if (env.DATABASE_URL) {
     const { default: pg } = await import('pg');
@@ -34,7 +51,7 @@ async function openStore(env) {
     pool.on('error', (error) => console.error(`[portal] postgres pool: ${error.message}`));
     await migrate(pool, { schema });
     return {
-      store: new PostgresUploadStore({ pool, schema }),
+      store: new PostgresUploadStore({ pool, schema, allowPrivateNetworks: true }),
       describe: { kind: 'postgres', url: redactDatabaseUrl(env.DATABASE_URL), schema },
       close: () => pool.end(),
     };
@@ -42,7 +59,7 @@ async function openStore(env) {
   const { SqliteUploadStore } = await import('@doorito/storage/sqlite');
   const file = path.resolve(env.SQLITE_PATH || './data/doorito.sqlite3');
   mkdirSync(path.dirname(file), { recursive: true });
-  const store = new SqliteUploadStore({ database: file });
+  const store = new SqliteUploadStore({ database: file, allowPrivateNetworks: true });
   return { store, describe: { kind: 'sqlite', file }, close: () => store.close() };
 }
 
@@ -62,11 +79,10 @@ export async function openPortal({ env = process.env, publicUrl, internalUrl = p
 
   const relay = new OutboxRelay({
     store,
+    // Needed to reach the demo receiver: this very app, on loopback (see openStore).
+    allowPrivateNetworks: true,
     pollIntervalMs: Number(env.RELAY_POLL_INTERVAL_MS || 2000),
-    onDelivery: (report) => {
-      const where = report.endpoints.map((e) => `${e.url} ${e.status ?? e.error}`).join(', ') || 'no endpoint';
-      console.log(`[relay] ${report.event.eventType} ${report.event.id} → ${report.outcome} (${where})`);
-    },
+    onDelivery: (report) => console.log(relayLogLine(report)),
     onError: (error) => console.error(`[relay] ${error instanceof Error ? error.message : String(error)}`),
   });
 

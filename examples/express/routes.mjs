@@ -3,6 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { isInvalidKeyError, isObjectNotFoundError, isUploadNotFoundError, isInvalidTransitionError } from '@doorito/storage';
+import { deliveryRoutes } from './deliveries.mjs';
 import { HttpError } from './http-error.mjs';
 import { serveMedia } from './media.mjs';
 import { receiveUploads } from './uploads.mjs';
@@ -10,7 +11,6 @@ import { receiveUploads } from './uploads.mjs';
 const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
 const LIVE = ['stored', 'processed'];
 const STATUSES = new Set(['uploading', 'stored', 'processed', 'failed', 'deleted']);
-
 
 /** A file as the API shows it. */
 export function fileJson(file) {
@@ -105,6 +105,8 @@ export function createApp({ uploads, storage, store, demo, settings, mediaServed
     res.set('Cache-Control', 'no-store');
     res.json({ deliveries: demo.list() });
   });
+
+  app.use(deliveryRoutes({ store }));
 
   app.get('/healthz', async (req, res) => {
     const probe = async (fn) => {

@@ -4,9 +4,11 @@
 import Database from 'better-sqlite3';
 import { StorageConfigError } from '../errors.js';
 import { isAbiMismatch, nativeModuleMismatch } from '../dependencies.js';
+import type { SecretsKey } from '../outbox/secret-box.js';
+import type { EndpointGuardOptions } from '../upload/webhook-endpoint.js';
 
-/** Options of {@link SqliteUploadStore}. */
-export interface SqliteUploadStoreOptions {
+/** Options of {@link SqliteUploadStore} (`allowPrivateNetworks`: see EndpointGuardOptions). */
+export interface SqliteUploadStoreOptions extends EndpointGuardOptions {
   /**
    * A `better-sqlite3` `Database` the host owns (the store never closes it), or the path of a
    * database file the store opens (created if missing) and `close()` closes. `':memory:'` works
@@ -30,6 +32,16 @@ export interface SqliteUploadStoreOptions {
    * @default true
    */
   migrate?: boolean;
+  /**
+   * Keep webhook endpoint secrets encrypted at rest (AES-256-GCM, the endpoint id as additional
+   * data): 32 bytes, as base64 (`openssl rand -base64 32`), 64 hex digits, or a Buffer. Secrets
+   * stored before a key was set are still read as they are (rotate them to have them sealed); a
+   * store without the key cannot read sealed ones (StorageConfigError). Losing the key loses
+   * the secrets: rotate every endpoint's secret then.
+   * @default undefined (secrets kept as given)
+   * @example new SqliteUploadStore({ database: 'data/uploads.db', secretsKey: process.env.WEBHOOK_SECRETS_KEY })
+   */
+  secretsKey?: SecretsKey | undefined;
 }
 
 const isDatabase = (value: unknown): value is Database.Database =>

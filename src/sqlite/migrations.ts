@@ -13,6 +13,7 @@ import {
   sharedLiveKeysSql,
   sharedStoredKeysMessage,
 } from '../upload/sql-rows.js';
+import { subscribesSql, UUID_SQL } from './sqlite-deliveries.js';
 
 /** Milliseconds since the epoch, now (for column defaults; the store always passes its own instants). */
 const NOW_MS = `(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))`;
@@ -96,6 +97,50 @@ const MIGRATIONS: Array<string | ((db: Database.Database) => void)> = [
     }
     db.exec(`CREATE UNIQUE INDEX IF NOT EXISTS ${LIVE_STORAGE_KEY_INDEX} ON upload_file (storage_key) WHERE ${LIVE_KEY_PREDICATE}`);
   },
+  // A delivery per (event, endpoint), each with its own attempts, schedule and log; events only
+  // keep the status over their deliveries. The partial index is the claim's only access path.
+  // Data: a pending event goes on to every active endpoint that subscribes to it, where it
+  // stood (attempts, next_attempt_at, its error); a failed one becomes a dead letter for every
+  // subscribing endpoint, active or not, to redeliver; a pending event nobody subscribes to is
+  // delivered. The old claim columns (attempts, max_attempts, next_attempt_at) stay, unused.
+  `
+    ALTER TABLE webhook_endpoint ADD COLUMN previous_secret TEXT;
+    ALTER TABLE webhook_endpoint ADD COLUMN previous_secret_expires_at INTEGER;
+    ALTER TABLE webhook_endpoint ADD COLUMN disabled_at INTEGER;
+    ALTER TABLE webhook_endpoint ADD COLUMN disabled_reason TEXT;
+    ALTER TABLE webhook_endpoint ADD COLUMN failing_since INTEGER;
+    ALTER TABLE webhook_endpoint ADD COLUMN last_success_at INTEGER;
+
+    CREATE TABLE webhook_delivery (
+      id TEXT PRIMARY KEY,
+      event_id TEXT NOT NULL REFERENCES outbox_event (id) ON DELETE CASCADE,
+      endpoint_id TEXT NOT NULL REFERENCES webhook_endpoint (id) ON DELETE CASCADE,
+      event_type TEXT NOT NULL,
+      status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+      attempts INTEGER NOT NULL DEFAULT 0,
+      next_attempt_at INTEGER NOT NULL,
+      last_status INTEGER,
+      last_error TEXT,
+      last_duration_ms INTEGER,
+      attempt_log TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(attempt_log)),
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL,
+      delivered_at INTEGER,
+      UNIQUE (event_id, endpoint_id)
+    ) STRICT;
+    CREATE INDEX webhook_delivery_pending_idx ON webhook_delivery (next_attempt_at) WHERE status = 'pending';
+    CREATE INDEX webhook_delivery_endpoint_idx ON webhook_delivery (endpoint_id, created_at);
+    CREATE INDEX webhook_delivery_created_at_idx ON webhook_delivery (created_at);
+
+    INSERT INTO webhook_delivery (id, event_id, endpoint_id, event_type, status, attempts, next_attempt_at, last_error, attempt_log, created_at, updated_at)
+    SELECT ${UUID_SQL}, o.id, w.id, o.event_type, o.status, o.attempts, o.next_attempt_at, o.error_message, '[]', o.created_at, o.updated_at
+    FROM outbox_event AS o JOIN webhook_endpoint AS w
+      ON ((o.status = 'pending' AND w.is_active = 1) OR o.status = 'failed') AND ${subscribesSql('w', 'o.event_type')}
+    ORDER BY o.created_at, o.rowid, w.created_at, w.rowid;
+    UPDATE outbox_event SET status = 'delivered', delivered_at = ${NOW_MS}, updated_at = ${NOW_MS}
+    WHERE status = 'pending' AND NOT EXISTS (SELECT 1 FROM webhook_delivery WHERE event_id = outbox_event.id);
+    DROP INDEX IF EXISTS outbox_event_pending_idx;
+  `,
 ];
 
 /**

@@ -17,13 +17,12 @@ export const { toFile, toBatch, toEvent, toDelivery, toEndpoint, toWebhookDelive
   bool: (value) => Number(value) === 1,
 });
 
-/** A row of a join, one object per table (better-sqlite3's `expand()`): `row.webhook_delivery.id`. */
-export type NestedRow = Record<string, Row>;
-
 /** The statements of one connection, each prepared once (SQLite compiles them). */
 export class Statements {
   readonly #cache = new Map<string, Database.Statement<unknown[], Row>>();
-  readonly #nested = new Map<string, Database.Statement<unknown[], NestedRow>>();
+  #begin: Database.Statement | undefined;
+  #commit: Database.Statement | undefined;
+  #rollback: Database.Statement | undefined;
 
   constructor(readonly db: Database.Database) {}
 
@@ -41,17 +40,21 @@ export class Statements {
    * the one already open on the connection (the store's `transaction()`).
    */
   write<T>(fn: () => T): T {
-    return this.db.inTransaction ? fn() : this.db.transaction(fn).immediate();
-  }
-
-  /** Rows of a join, each column under the name of its table, so that tables sharing column names (id, status, …) do not clash. */
-  nested(sql: string, ...params: unknown[]): NestedRow[] {
-    let statement = this.#nested.get(sql);
-    if (statement === undefined) {
-      statement = (this.db.prepare<unknown[], NestedRow>(sql) as Database.Statement<unknown[], NestedRow>).expand(true);
-      this.#nested.set(sql, statement);
+    if (this.db.inTransaction) return fn();
+    // Prepared once: a db.transaction() wrapper per call costs more than a small write itself.
+    this.#begin ??= this.db.prepare('BEGIN IMMEDIATE');
+    this.#commit ??= this.db.prepare('COMMIT');
+    this.#rollback ??= this.db.prepare('ROLLBACK');
+    this.#begin.run();
+    try {
+      const result = fn();
+      this.#commit.run();
+      return result;
+    } catch (error) {
+      // A failed COMMIT (or an error SQLite rolled back by itself) may have ended it already.
+      if (this.db.inTransaction) this.#rollback.run();
+      throw error;
     }
-    return statement.all(...params);
   }
 
   run(sql: string, ...params: unknown[]): Database.RunResult {

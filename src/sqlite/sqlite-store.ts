@@ -1,22 +1,27 @@
 import type Database from 'better-sqlite3';
 import { StorageError } from '../errors.js';
-import type { OutboxDelivery, OutboxEvent, WebhookEndpoint } from '../upload/model.js';
+import { WebhookSecretBox } from '../outbox/secret-box.js';
+import type { OutboxDelivery, OutboxEvent, WebhookDelivery, WebhookEndpoint } from '../upload/model.js';
 import type {
+  ClaimedDelivery,
   ClaimOptions,
   CompletedDelivery,
-  DeliveryOutcome,
+  DeliveryQuery,
   NewWebhookEndpoint,
   OutboxEmitter,
   OutboxStore,
+  RecoveredEndpoint,
+  RotateSecretOptions,
   UnitOfWork,
   UploadRepository,
   UploadTransaction,
 } from '../upload/ports.js';
+import { checkNewWebhookEndpoint, validateRotation, type EndpointGuardOptions } from '../upload/webhook-endpoint.js';
 import { openConnection, type SqliteUploadStoreOptions } from './connection.js';
 import { enqueue, queueKey } from './file-queue.js';
 import { migrate } from './migrations.js';
 import { Statements } from './rows.js';
-import * as relay from './sqlite-outbox.js';
+import { SqliteOutbox } from './sqlite-outbox.js';
 import { SqliteView } from './sqlite-view.js';
 
 /**
@@ -42,6 +47,8 @@ export class SqliteUploadStore implements UnitOfWork, OutboxStore {
   readonly #owned: boolean;
   readonly #key: unknown;
   readonly #sql: Statements;
+  readonly #relay: SqliteOutbox;
+  readonly #guard: EndpointGuardOptions;
   readonly #listeners = new Set<() => void>();
   /** The repository outside any transaction (each call commits on its own). */
   readonly repository: UploadRepository;
@@ -51,9 +58,12 @@ export class SqliteUploadStore implements UnitOfWork, OutboxStore {
   /**
    * Opens the file (when `database` is a path), sets the pragmas and, unless `migrate: false`,
    * applies missing migrations.
-   * @throws StorageConfigError (`option: 'database'`) when `database` is neither a Database nor a path, or cannot be opened.
+   * @throws StorageConfigError (`option: 'database'`) when `database` is neither a Database nor a path, or cannot be opened;
+   * (`option: 'secretsKey'`) when `secretsKey` is given but not 32 bytes (then nothing is opened).
    */
   constructor(options: SqliteUploadStoreOptions) {
+    const box = new WebhookSecretBox(options.secretsKey);
+    this.#guard = { allowPrivateNetworks: options.allowPrivateNetworks === true };
     const { db, owned } = openConnection(options);
     this.#db = db;
     this.#owned = owned;
@@ -65,6 +75,7 @@ export class SqliteUploadStore implements UnitOfWork, OutboxStore {
     }
     this.#key = queueKey(db);
     this.#sql = new Statements(db);
+    this.#relay = new SqliteOutbox(this.#sql, box, () => this.#notify());
     const view = new SqliteView(this.#sql, { check: () => undefined, emitted: () => this.#notify() });
     const q = <T>(fn: () => Promise<T>): Promise<T> => enqueue(this.#key, fn);
     this.repository = {
@@ -136,59 +147,97 @@ export class SqliteUploadStore implements UnitOfWork, OutboxStore {
 
   /** Every event in the outbox, oldest first. */
   events(): Promise<OutboxEvent[]> {
-    return this.#run(() => relay.listEvents(this.#sql));
+    return this.#run(() => this.#relay.listEvents());
   }
 
-  /** {@inheritDoc OutboxStore.claimEvents} */
-  claimEvents(options: ClaimOptions): Promise<OutboxDelivery[]> {
-    return this.#run(() => relay.claimEvents(this.#sql, options));
+  /** {@inheritDoc OutboxStore.claimDeliveries} */
+  claimDeliveries(options: ClaimOptions): Promise<ClaimedDelivery[]> {
+    return this.#run(() => this.#relay.claimDeliveries(options));
   }
 
-  /** {@inheritDoc OutboxStore.completeEvent} */
-  completeEvent(claimed: Pick<OutboxDelivery, 'id' | 'nextAttemptAt'>, outcome: DeliveryOutcome, now: Date): Promise<boolean> {
-    return this.#run(() => relay.completeEvent(this.#sql, claimed, outcome, now));
-  }
-
-  /** {@inheritDoc OutboxStore.completeEvents} */
-  completeEvents(items: ReadonlyArray<CompletedDelivery>, now: Date): Promise<boolean[]> {
-    // One write transaction for the round.
-    return this.#run(() => this.#db.transaction(() => items.map(({ claimed, outcome }) => relay.completeEvent(this.#sql, claimed, outcome, now))).immediate());
+  /** {@inheritDoc OutboxStore.completeDeliveries} */
+  completeDeliveries(items: ReadonlyArray<CompletedDelivery>, now: Date): Promise<boolean[]> {
+    return this.#run(() => this.#relay.completeDeliveries(items, now));
   }
 
   /** An event with its delivery state; undefined when there is none with this id. */
   getEvent(id: string): Promise<OutboxDelivery | undefined> {
-    return this.#run(() => relay.getEvent(this.#sql, id));
+    return this.#run(() => this.#relay.getEvent(id));
+  }
+
+  /** {@inheritDoc OutboxStore.getDelivery} */
+  getDelivery(id: string): Promise<WebhookDelivery | undefined> {
+    return this.#run(() => this.#relay.getDelivery(id));
+  }
+
+  /** {@inheritDoc OutboxStore.listDeliveries} */
+  listDeliveries(query?: DeliveryQuery): Promise<WebhookDelivery[]> {
+    return this.#run(() => this.#relay.listDeliveries(query));
+  }
+
+  /** {@inheritDoc OutboxStore.redeliver} */
+  redeliver(deliveryId: string, now?: Date): Promise<WebhookDelivery | undefined> {
+    return this.#run(() => this.#relay.redeliver(deliveryId, now));
+  }
+
+  /** {@inheritDoc OutboxStore.redeliverEvent} */
+  redeliverEvent(eventId: string, now?: Date): Promise<WebhookDelivery[]> {
+    return this.#run(() => this.#relay.redeliverEvent(eventId, now));
+  }
+
+  /** {@inheritDoc OutboxStore.recoverEndpoint} */
+  recoverEndpoint(endpointId: string, options: { since: Date; now?: Date }): Promise<RecoveredEndpoint | undefined> {
+    return this.#run(() => this.#relay.recoverEndpoint(endpointId, options));
   }
 
   /** {@inheritDoc OutboxStore.deleteDeliveredEvents} */
   deleteDeliveredEvents(before: Date): Promise<number> {
-    return this.#run(() => relay.deleteDeliveredEvents(this.#sql, before));
+    return this.#run(() => this.#relay.deleteDeliveredEvents(before));
   }
 
-  /** Add a webhook endpoint (active, for every event type, with a generated secret, unless told otherwise). */
-  createWebhookEndpoint(endpoint: NewWebhookEndpoint): Promise<WebhookEndpoint> {
-    return this.#run(() => relay.createWebhookEndpoint(this.#sql, endpoint));
+  /**
+   * Add a webhook endpoint (active, for every event type, with a generated secret, unless told
+   * otherwise), after checking it and, unless `allowPrivateNetworks`, that its URL is public.
+   * @throws StorageConfigError for bad input; WebhookDestinationError for a non-public destination
+   */
+  async createWebhookEndpoint(endpoint: NewWebhookEndpoint): Promise<WebhookEndpoint> {
+    // Outside the queue: the destination check may wait for DNS, and must not hold up the store.
+    const secret = await checkNewWebhookEndpoint(endpoint, this.#guard);
+    return this.#run(() => this.#relay.createWebhookEndpoint(endpoint, secret));
+  }
+
+  /** {@inheritDoc OutboxStore.getWebhookEndpoint} */
+  getWebhookEndpoint(id: string): Promise<WebhookEndpoint | undefined> {
+    return this.#run(() => this.#relay.getWebhookEndpoint(id));
   }
 
   /** {@inheritDoc OutboxStore.listWebhookEndpoints} */
   listWebhookEndpoints(): Promise<WebhookEndpoint[]> {
-    return this.#run(() => relay.listWebhookEndpoints(this.#sql));
+    return this.#run(() => this.#relay.listWebhookEndpoints());
   }
 
   /** {@inheritDoc OutboxStore.setWebhookEndpointActive} */
   setWebhookEndpointActive(id: string, isActive: boolean): Promise<WebhookEndpoint | undefined> {
-    return this.#run(() => relay.setWebhookEndpointActive(this.#sql, id, isActive));
+    return this.#run(() => this.#relay.setWebhookEndpointActive(id, isActive));
   }
 
-  /** Remove a webhook endpoint; nothing happens when there is none with this id. */
+  /** {@inheritDoc OutboxStore.rotateWebhookSecret} */
+  async rotateWebhookSecret(id: string, options?: RotateSecretOptions): Promise<WebhookEndpoint | undefined> {
+    // Checked first: a bad option is refused the same way whether or not the endpoint exists.
+    const rotation = validateRotation(options);
+    return this.#run(() => this.#relay.rotateWebhookSecret(id, rotation));
+  }
+
+  /** Remove a webhook endpoint and its deliveries; nothing happens when there is none with this id. */
   deleteWebhookEndpoint(id: string): Promise<void> {
-    return this.#run(() => relay.deleteWebhookEndpoint(this.#sql, id));
+    return this.#run(() => this.#relay.deleteWebhookEndpoint(id));
   }
 
   /**
-   * Call `listener` (on a microtask) after this store commits a new event: a transaction that
-   * emitted one, or an `outbox.emit` outside a transaction. Not after a rollback, not for a
-   * duplicate, and not for events other stores or processes commit (a relay's polling finds those).
+   * Call `listener` (on a microtask) after this store commits something due at once: a
+   * transaction that emitted an event, an `outbox.emit` outside a transaction, a relay's notice,
+   * a redelivery. Not after a rollback, not for a duplicate, and not for what other stores or
+   * processes commit (a relay's polling finds those).
    * @returns a function that unsubscribes this listener.
    * @example
    * const stop = await store.onEventCommitted(() => relay.wake())

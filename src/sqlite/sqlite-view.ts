@@ -3,23 +3,13 @@
  * statements synchronously (better-sqlite3 is synchronous); the store decides whether they run
  * inside its transaction or on their own.
  */
-import { randomUUID } from 'node:crypto';
 import { StorageKeyTakenError } from '../upload/errors.js';
 import type { UploadBatch, UploadFile } from '../upload/model.js';
-import {
-  defaultIdempotencyKey,
-  type EmitResult,
-  type FilePage,
-  type FileQuery,
-  type NewOutboxEvent,
-  type OutboxEmitter,
-  type UploadFilePatch,
-  type UploadRepository,
-} from '../upload/ports.js';
+import type { EmitResult, FilePage, FileQuery, NewOutboxEvent, OutboxEmitter, UploadFilePatch, UploadRepository } from '../upload/ports.js';
 import { FILE_COLUMNS, LIVE_KEY_PREDICATE, LIVE_STATUS_PREDICATE, patchMayTakeKey } from '../upload/sql-rows.js';
-import { ms, toBatch, toEvent, toFile, type Row, type Statements } from './rows.js';
+import { ms, toBatch, toFile, type Row, type Statements } from './rows.js';
 import { isLiveKeyViolation } from './sql-errors.js';
-
+import { insertEvent } from './sqlite-deliveries.js';
 
 export interface ViewHooks {
   /** Called before every statement; throws when the view may no longer be used. */
@@ -205,19 +195,9 @@ export class SqliteView implements UploadRepository, OutboxEmitter {
 
   async emit(input: NewOutboxEvent): Promise<EmitResult> {
     this.#hooks.check();
-    const key = input.idempotencyKey ?? defaultIdempotencyKey(input);
-    const now = ms(new Date());
-    const inserted = this.#sql.one(
-      `INSERT INTO outbox_event (id, aggregate_type, aggregate_id, event_type, payload, idempotency_key, status, attempts, max_attempts,
-         next_attempt_at, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 5, ?, ?, ?) ON CONFLICT (event_type, idempotency_key) DO NOTHING RETURNING *`,
-      randomUUID(), input.aggregateType, input.aggregateId, input.eventType, JSON.stringify(input.payload), key, now, now, now,
-    );
-    if (inserted !== undefined) {
-      this.#hooks.emitted();
-      return { event: toEvent(inserted), duplicate: false };
-    }
-    const existing = this.#sql.one('SELECT * FROM outbox_event WHERE event_type = ? AND idempotency_key = ?', input.eventType, key);
-    return { event: toEvent(existing as Row), duplicate: true };
+    // The event and its deliveries together: in the store's transaction, or in one of their own.
+    const result = this.#sql.write(() => insertEvent(this.#sql, input));
+    if (!result.duplicate) this.#hooks.emitted();
+    return result;
   }
 }

@@ -2,7 +2,8 @@
  * The portal's page in headless Chromium (Debian's `chromium`, driven by playwright-core):
  * upload two files through the real file input, watch both progress bars finish and both files
  * appear, follow a download link and compare its bytes, see the demo webhook deliveries
- * verified, delete a file. Screenshots go to test-results/.
+ * verified, see the outbox's deliveries delivered and redeliver one, delete a file.
+ * Screenshots go to test-results/.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -40,7 +41,7 @@ describe.runIf(available)('portal page in headless Chromium [chromium]', () => {
     await portal?.stop();
   });
 
-  it('uploads two files with progress, lists them, downloads one byte-exact, shows verified deliveries, deletes one', async () => {
+  it('uploads two files with progress, lists them, downloads one byte-exact, shows verified deliveries, redelivers one, deletes one', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
     const page = await context.newPage();
     const errors: string[] = [];
@@ -83,6 +84,34 @@ describe.runIf(available)('portal page in headless Chromium [chromium]', () => {
     // The demo webhook got both file.stored events, with valid signatures and matching sha256.
     await expect.poll(() => page.locator('#hooks-list [data-verified="true"]').count(), { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
     expect(await page.locator('#hooks-list .hook').first().textContent()).toContain('verified: signature valid, sha256 matches');
+
+    // The deliveries panel: one row per event and endpoint, both delivered on the first attempt.
+    const deliveries = page.locator('#deliveries-body tr[data-delivery-id]');
+    await expect.poll(() => page.locator('#deliveries-body tr[data-status="delivered"]').count(), { timeout: 30_000 }).toBe(2);
+    expect(await deliveries.count()).toBe(2);
+    const row = deliveries.first();
+    expect(await row.getAttribute('data-attempts')).toBe('1');
+    expect(await row.textContent()).toMatch(/file\.stored.*\/webhooks\/demo.*delivered.*HTTP 204/u);
+    expect(await row.textContent()).not.toContain('?');
+    const eventId = (await row.getAttribute('data-event-id')) as string;
+    const deliveryId = (await row.getAttribute('data-delivery-id')) as string;
+    const verified = page.locator('#hooks-list [data-verified="true"]');
+    const verifiedBefore = await verified.count();
+    const sameId = page.locator(`#hooks-list .hook[data-delivery="${eventId}"]`);
+    expect(await sameId.count()).toBe(1);
+
+    // Redeliver it: the receiver gets the same webhook-id once more and verifies it; the row is delivered again.
+    const redeliver = row.getByRole('button', { name: /^Redeliver file\.stored/u });
+    expect(await redeliver.getAttribute('aria-label')).toContain('/webhooks/demo');
+    await redeliver.click();
+    await expect.poll(() => page.locator('#deliveries-status').textContent()).toMatch(/^Queued again: file\.stored/u);
+    await expect.poll(() => verified.count(), { timeout: 30_000 }).toBe(verifiedBefore + 1);
+    expect(await sameId.count()).toBe(2);
+    expect(await sameId.first().textContent()).toContain('duplicate delivery (same webhook-id)');
+    const again = page.locator(`#deliveries-body tr[data-delivery-id="${deliveryId}"]`);
+    await expect.poll(() => again.getAttribute('data-status'), { timeout: 30_000 }).toBe('delivered');
+    expect(await again.getAttribute('data-attempts')).toBe('1');
+    expect(await deliveries.count()).toBe(2);
 
     await page.screenshot({ path: path.join(OUT, 'portal.png'), fullPage: true });
 

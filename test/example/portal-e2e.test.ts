@@ -2,7 +2,7 @@
  * End to end, as in production: the portal with NODE_ENV=production on the real S3 server (the
  * Ceph script, or whatever the test run found) and the Postgres store. An upload through HTTP
  * reaches the demo webhook receiver through the outbox relay, and the receiver's fetch of the
- * presigned URL returns the same sha256.
+ * presigned URL returns the same sha256; a redelivery through the API reaches it again.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -19,6 +19,16 @@ const withPassword = (() => {
   url.password = 'pg-secret-e2e-7f3a';
   return url.toString();
 })();
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, logs: () => string, timeoutMs = 30_000): Promise<T> {
+  const until = performance.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (performance.now() > until) throw new Error(`timed out waiting for ${what}:\n${logs()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 describeOneS3('example portal end to end on S3 + Postgres [portal]', (s3) => {
   const schema = `portal_e2e_${randomBytes(4).toString('hex')}`;
@@ -78,9 +88,47 @@ describeOneS3('example portal end to end on S3 + Postgres [portal]', (s3) => {
       `portal e2e: 12 MiB upload answered in ${(tStored - t0).toFixed(0)} ms; webhook delivered and its fetch of the presigned URL verified after ${(tVerified - t0).toFixed(0)} ms in all`,
     );
 
-    // The rows are in Postgres: the record stored, its event delivered.
-    const { rows } = await pool.query(`SELECT f.status, e.status AS event_status, e.attempts FROM "${schema}".upload_file f JOIN "${schema}".outbox_event e ON e.aggregate_id = f.id::text WHERE f.id = $1`, [file?.id]);
-    expect(rows).toEqual([{ status: 'stored', event_status: 'delivered', attempts: 1 }]);
+    // The rows are in Postgres: the record stored, its event delivered, by one delivery to the demo endpoint.
+    const deliveryRows = () =>
+      pool.query(
+        `SELECT f.status, e.status AS event_status, d.id AS delivery_id, d.status AS delivery_status, d.attempts, d.last_status
+         FROM "${schema}".upload_file f JOIN "${schema}".outbox_event e ON e.aggregate_id = f.id::text JOIN "${schema}".webhook_delivery d ON d.event_id = e.id
+         WHERE f.id = $1`,
+        [file?.id],
+      );
+    const { rows } = await deliveryRows();
+    expect(rows).toEqual([{ status: 'stored', event_status: 'delivered', delivery_id: expect.any(String), delivery_status: 'delivered', attempts: 1, last_status: 204 }]);
+
+    // The API lists that delivery; redelivering it sends the same webhook-id again, verified.
+    const deliveryId = rows[0]?.delivery_id as string;
+    const api = (await (await fetch(`${portal.url}/api/deliveries`)).json()) as { items: Array<Record<string, unknown>> };
+    expect(api.items.find((d) => d['id'] === deliveryId)).toMatchObject({ event_id: delivery['delivery'], status: 'delivered', attempts: 1, last_status: 204 });
+    const again = await fetch(`${portal.url}/api/deliveries/${deliveryId}/redeliver`, { method: 'POST' });
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ id: deliveryId, status: 'pending', attempts: 0 });
+    const same = await waitFor(
+      async () => {
+        const { deliveries } = (await (await fetch(`${portal.url}/webhooks/demo`)).json()) as { deliveries: Array<Record<string, unknown>> };
+        const entries = deliveries.filter((d) => d['delivery'] === delivery['delivery']);
+        return entries.length === 2 && entries[0]?.['sha256_match'] !== null ? entries : undefined;
+      },
+      'the redelivery to reach the receiver',
+      portal.logs,
+    );
+    expect(same[0]).toMatchObject({ signature_valid: true, duplicate: true, sha256_match: true });
+    const recorded = await waitFor(
+      async () => (await deliveryRows()).rows.find((row) => row.delivery_status === 'delivered'),
+      'the redelivery to be recorded',
+      portal.logs,
+    );
+    expect(recorded).toMatchObject({ event_status: 'delivered', attempts: 1, last_status: 204 });
+    // Ids that are no delivery: 404, also those that are no UUID (Postgres would refuse the cast).
+    for (const id of ['0190b6a1-0000-7000-8000-000000000000', 'not-a-uuid']) {
+      const missing = await fetch(`${portal.url}/api/deliveries/${id}/redeliver`, { method: 'POST' });
+      expect(missing.status, id).toBe(404);
+      expect(await missing.json()).toMatchObject({ code: 'not_found' });
+    }
+
     // The object is in the bucket, under the configured location.
     const listed = await rawClient(s3).send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${prefix}/uploads/` }));
     expect(listed.Contents?.map((o) => o.Size)).toEqual([content.length]);

@@ -1,8 +1,10 @@
 /**
  * The example portal over real HTTP: every route, its error codes, hostile filenames, a 60 MiB
  * upload against the 50 MiB limit (RSS of the portal process), traversal on /media/, Range,
- * and the demo webhook's verification. Local files + SQLite, as `npm run example` runs it.
+ * the demo webhook's verification, and the outbox deliveries API with redelivery. Local files +
+ * SQLite, as `npm run example` runs it.
  */
+import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
@@ -26,6 +28,8 @@ interface FileResult {
 }
 
 let portal: Portal;
+/** The demo endpoint's secret, so a test can prove no answer holds it. */
+const demoSecret = `whsec_${randomBytes(32).toString('base64')}`;
 
 async function post(body: Buffer, contentType: string) {
   const response = await fetch(`${portal.url}/uploads`, { method: 'POST', headers: { 'content-type': contentType }, body });
@@ -38,6 +42,36 @@ function expectCleanError(json: unknown, code: string) {
   const text = JSON.stringify(json);
   expect(text).not.toContain(portal.dir);
   expect(text).not.toMatch(/\bat \S+ \(|node:internal|\.mjs|\.ts:\d/u);
+}
+
+interface DemoEntry {
+  delivery: string;
+  file_id: string | null;
+  signature_valid: boolean;
+  duplicate: boolean;
+  sha256_match: boolean | null;
+}
+
+interface DeliveryJson {
+  id: string;
+  event_id: string;
+  event_type: string;
+  endpoint_id: string;
+  endpoint_url: string | null;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  last_status: number | null;
+  last_error: string | null;
+  next_attempt_at: string | null;
+  delivered_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+async function listDeliveries(): Promise<DeliveryJson[]> {
+  const response = await fetch(`${portal.url}/api/deliveries`);
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { items: DeliveryJson[] }).items;
 }
 
 async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
@@ -53,6 +87,7 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, tim
 beforeAll(async () => {
   portal = await startPortal({
     FILE_UPLOAD_ALLOWED_TYPES: 'text/plain,text/html,image/*,application/octet-stream,application/pdf',
+    WEBHOOK_DEMO_SECRET: demoSecret,
   });
 });
 afterAll(async () => {
@@ -343,14 +378,98 @@ describe('example portal over HTTP (local files + SQLite) [portal]', () => {
     }
     expect(portal.logs()).not.toMatch(/\[sweep\] .*(error|Error)/u);
   });
+
+  it('lists the deliveries per endpoint, newest first, and redelivers one: the receiver gets the same webhook-id again and verifies it', async () => {
+    const content = randomBytes(32 * 1024);
+    const form = multipart([{ name: 'file', filename: 'redeliver-me.bin', type: 'application/octet-stream', content }]);
+    const { json } = await post(form.body, form.contentType);
+    const fileId = json.files[0]?.id;
+    const received = async () => {
+      const { deliveries } = (await (await fetch(`${portal.url}/webhooks/demo`)).json()) as { deliveries: DemoEntry[] };
+      return deliveries.filter((d) => d.file_id === fileId);
+    };
+    const [first] = await waitFor(async () => {
+      const entries = await received();
+      return entries.some((d) => d.sha256_match !== null) ? entries : undefined;
+    }, 'the first delivery to be verified');
+    expect(first).toMatchObject({ signature_valid: true, sha256_match: true, duplicate: false });
+    const eventId = first?.delivery as string;
+
+    const listed = await listDeliveries();
+    expect(listed.length).toBeGreaterThan(1);
+    expect(listed.length).toBeLessThanOrEqual(50);
+    const created = listed.map((d) => d.created_at);
+    expect(created).toEqual([...created].sort().reverse());
+    const delivered = await waitFor(async () => (await listDeliveries()).find((d) => d.event_id === eventId && d.status === 'delivered'), 'the delivery to be recorded');
+    expect(delivered).toMatchObject({
+      event_type: 'file.stored',
+      endpoint_url: `${portal.url}/webhooks/demo`,
+      status: 'delivered',
+      attempts: 1,
+      last_status: 204,
+      last_error: null,
+      next_attempt_at: null,
+    });
+    expect(Date.parse(delivered.delivered_at as string)).toBeGreaterThan(0);
+
+    // An endpoint URL may carry a token in its query (as receivers ask): the API and the relay's
+    // log show its origin and path only. Set in the portal's own database, as a host app would.
+    const db = new Database(path.join(portal.dir, 'data', 'portal.sqlite3'));
+    try {
+      db.prepare('UPDATE webhook_endpoint SET url = ? WHERE id = ?').run(`${portal.url}/webhooks/demo?token=hush-7d1f2e`, delivered.endpoint_id);
+    } finally {
+      db.close();
+    }
+
+    const again = await fetch(`${portal.url}/api/deliveries/${delivered.id}/redeliver`, { method: 'POST' });
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ id: delivered.id, event_id: eventId, status: 'pending', attempts: 0, endpoint_url: `${portal.url}/webhooks/demo`, delivered_at: null });
+
+    // The same webhook-id (the event id) once more, freshly signed: verified, flagged a duplicate.
+    const entries = await waitFor(async () => {
+      const all = await received();
+      return all.length === 2 && all[0]?.sha256_match !== null ? all : undefined;
+    }, 'the redelivery to reach the receiver');
+    expect(entries[0]).toMatchObject({ delivery: eventId, signature_valid: true, rejected: null, duplicate: true, sha256_match: true, error: null });
+    const redelivered = await waitFor(async () => (await listDeliveries()).find((d) => d.id === delivered.id && d.status === 'delivered'), 'the redelivery to be recorded');
+    expect(redelivered).toMatchObject({ attempts: 1, last_status: 204, endpoint_url: `${portal.url}/webhooks/demo` });
+    expect(Date.parse(redelivered.delivered_at as string)).toBeGreaterThan(Date.parse(delivered.delivered_at as string));
+    const logLine = `[relay] file.stored ${eventId} → ${delivered.endpoint_id} ${portal.url}/webhooks/demo delivered (HTTP 204)`;
+    expect(portal.logs().split(logLine).length - 1).toBe(2);
+
+    const page = await (await fetch(`${portal.url}/api/deliveries?status=delivered&limit=5`)).text();
+    expect((JSON.parse(page) as { items: DeliveryJson[] }).items.every((d) => d.status === 'delivered')).toBe(true);
+    for (const text of [page, JSON.stringify(await listDeliveries()), portal.logs()]) {
+      expect(text).not.toContain('hush-7d1f2e');
+      expect(text).not.toContain(demoSecret);
+    }
+  });
+
+  it('answers 404 to a redelivery of an unknown delivery, 400 to an unknown status, 403 to another site', async () => {
+    for (const id of ['0190b6a1-0000-7000-8000-000000000000', 'not-a-uuid', '..%2f..%2fetc']) {
+      const missing = await fetch(`${portal.url}/api/deliveries/${id}/redeliver`, { method: 'POST' });
+      expect(missing.status, id).toBe(404);
+      expectCleanError(await missing.json(), 'not_found');
+    }
+    const badStatus = await fetch(`${portal.url}/api/deliveries?status=lost`);
+    expect(badStatus.status).toBe(400);
+    expectCleanError(await badStatus.json(), 'bad_status');
+    // A form on another site can POST here without a preflight; the browser says where it came from.
+    const [some] = await listDeliveries();
+    const crossSite = await fetch(`${portal.url}/api/deliveries/${some?.id}/redeliver`, { method: 'POST', headers: { 'sec-fetch-site': 'cross-site' } });
+    expect(crossSite.status).toBe(403);
+    expectCleanError(await crossSite.json(), 'cross_site');
+    // Refused before anything changed.
+    expect((await listDeliveries()).find((d) => d.id === some?.id)).toEqual(some);
+  });
 });
 
 describe('example portal when the storage fails [portal]', () => {
   it('answers 500 with a bare internal code, and the health check says which part is down', async () => {
-    const broken = await startPortal();
+    // The media root is a file: every save fails inside the storage. Made so before the portal
+    // starts: its first sweep would create the directory.
+    const broken = await startPortal({}, { prepare: ({ mediaRoot }) => writeFile(mediaRoot, 'not a directory') });
     try {
-      // The media root is a file: every save fails inside the storage.
-      await writeFile(broken.mediaRoot, 'not a directory');
       const form = multipart([{ name: 'file', filename: 'a.txt', type: 'text/plain', content: 'x' }]);
       const response = await fetch(`${broken.url}/uploads`, { method: 'POST', headers: { 'content-type': form.contentType }, body: form.body });
       expect(response.status).toBe(500);

@@ -28,9 +28,15 @@ export interface Portal {
 /** Variables of the parent that must not leak into the portal's configuration. */
 const SCRUB = /^(AWS_|DATABASE_|STORAGE_BACKEND$|MEDIA_|FILE_UPLOAD_|WEBHOOK_|SQLITE_|PUBLIC_URL$|PORT$|HOST$)/u;
 
-export async function startPortal(env: Record<string, string> = {}): Promise<Portal> {
+export interface StartOptions {
+  /** Runs once the portal's directory exists, before the process starts (e.g. to break its media root). */
+  prepare?: (paths: { dir: string; mediaRoot: string }) => Promise<void>;
+}
+
+export async function startPortal(env: Record<string, string> = {}, options: StartOptions = {}): Promise<Portal> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'doorito-portal-'));
   const mediaRoot = path.join(dir, 'media');
+  await options.prepare?.({ dir, mediaRoot });
   const clean = Object.fromEntries(Object.entries(process.env).filter(([key]) => !SCRUB.test(key)));
   const child = spawn(process.execPath, ['examples/express/server.mjs'], {
     cwd: root,

@@ -1,5 +1,6 @@
 // The portal page: uploads with one progress bar per file (XMLHttpRequest upload progress),
-// a live list of stored files, and the demo webhook's deliveries. No framework, no build.
+// a live list of stored files, the outbox's deliveries (with Redeliver) and what the demo
+// webhook received. No framework, no build.
 const $ = (id) => document.getElementById(id);
 const input = $('file-input');
 const dropzone = $('dropzone');
@@ -165,7 +166,94 @@ $('more').addEventListener('click', async () => {
 });
 $('refresh').addEventListener('click', () => void refreshFiles());
 
-// ---- webhook deliveries ---------------------------------------------------
+// ---- outbox deliveries ----------------------------------------------------
+
+const shortId = (id) => id.slice(-8);
+const clock = (iso) => `${iso.slice(11, 19)} UTC`;
+
+function lastResult(d) {
+  const parts = [];
+  if (d.last_status !== null) parts.push(`HTTP ${d.last_status}`);
+  if (d.last_error !== null && d.last_error !== `HTTP ${d.last_status}`) parts.push(d.last_error);
+  if (d.status === 'pending' && d.next_attempt_at !== null) parts.push(d.attempts === 0 ? 'due now' : `next attempt ${clock(d.next_attempt_at)}`);
+  if (d.status === 'delivered' && d.delivered_at !== null) parts.push(`delivered ${clock(d.delivered_at)}`);
+  return parts.join(' · ') || '—';
+}
+
+/** Rows by delivery id: updated in place, so a refresh never takes the focus off a button. */
+const deliveryRows = new Map();
+
+function deliveryRow(d) {
+  let row = deliveryRows.get(d.id);
+  if (row === undefined) {
+    const redeliver = el('button', { type: 'button', className: 'secondary', textContent: 'Redeliver' });
+    redeliver.addEventListener('click', () => void redeliverOne(row, redeliver));
+    const cell = (label, className = '') => el('td', { className, dataset: { label } });
+    row = el(
+      'tr',
+      { dataset: { deliveryId: d.id, eventId: d.event_id } },
+      cell('Event'),
+      cell('Endpoint', 'endpoint'),
+      cell('Status'),
+      cell('Attempts'),
+      cell('Last result'),
+      el('td', {}, el('div', { className: 'actions' }, redeliver)),
+    );
+    deliveryRows.set(d.id, row);
+  }
+  const [event, endpoint, status, attempts, result, actions] = row.children;
+  event.replaceChildren(el('strong', { textContent: d.event_type }), ' ', el('span', { className: 'mono', title: d.event_id, textContent: `…${shortId(d.event_id)}` }));
+  endpoint.textContent = d.endpoint_url ?? '(endpoint removed)';
+  status.className = d.status;
+  status.textContent = d.status;
+  attempts.textContent = String(d.attempts);
+  result.textContent = lastResult(d);
+  row.dataset.status = d.status;
+  row.dataset.attempts = String(d.attempts);
+  const button = actions.querySelector('button');
+  button.setAttribute('aria-label', `Redeliver ${d.event_type} …${shortId(d.event_id)} to ${d.endpoint_url ?? 'its endpoint'}`);
+  return row;
+}
+
+async function refreshDeliveries() {
+  try {
+    const { items } = await getJson('/api/deliveries');
+    const body = $('deliveries-body');
+    const rows = items.map(deliveryRow);
+    // Move only what is out of place (new rows come first): a moved row would lose the focus.
+    rows.forEach((row, index) => {
+      if (body.children[index] !== row) body.insertBefore(row, body.children[index] ?? null);
+    });
+    while (body.children.length > rows.length) body.lastElementChild.remove();
+    const shown = new Set(items.map((d) => d.id));
+    for (const id of deliveryRows.keys()) if (!shown.has(id)) deliveryRows.delete(id);
+    $('deliveries-table').hidden = rows.length === 0;
+    $('deliveries-empty').hidden = rows.length !== 0;
+  } catch (error) {
+    console.error(error);
+  }
+}
+
+async function redeliverOne(row, button) {
+  // aria-disabled, not disabled: a disabled button would drop the keyboard focus.
+  if (button.getAttribute('aria-disabled') === 'true') return;
+  const label = button.getAttribute('aria-label').replace(/^Redeliver /u, '');
+  button.setAttribute('aria-disabled', 'true');
+  try {
+    const response = await fetch(`/api/deliveries/${encodeURIComponent(row.dataset.deliveryId)}/redeliver`, { method: 'POST', headers: { accept: 'application/json' } });
+    const json = await response.json().catch(() => ({}));
+    $('deliveries-status').textContent = response.ok ? `Queued again: ${label}.` : `Could not redeliver ${label}: ${json.message ?? `HTTP ${response.status}`}`;
+  } catch {
+    $('deliveries-status').textContent = `Could not redeliver ${label}: the connection broke.`;
+  } finally {
+    button.removeAttribute('aria-disabled');
+  }
+  await Promise.all([refreshDeliveries(), refreshHooks()]);
+}
+
+$('deliveries-refresh').addEventListener('click', () => void Promise.all([refreshDeliveries(), refreshHooks()]));
+
+// ---- what the demo receiver got -------------------------------------------
 
 /** Why the demo receiver refused a delivery, by verifyWebhook's error code. */
 const REFUSALS = {
@@ -178,10 +266,11 @@ function hookItem(d) {
   let verdict;
   let verdictClass;
   if (!d.signature_valid) [verdict, verdictClass] = [`refused: ${REFUSALS[d.rejected] ?? 'signature invalid'}`, 'failed'];
-  else if (d.duplicate) [verdict, verdictClass] = ['signature valid · duplicate delivery, ignored', 'verified'];
   else if (d.sha256_match === null) [verdict, verdictClass] = ['signature valid · checking the file…', 'pending'];
   else if (d.sha256_match) [verdict, verdictClass] = ['verified: signature valid, sha256 matches', 'verified'];
   else [verdict, verdictClass] = [`signature valid · ${d.error ?? 'sha256 mismatch'}`, 'failed'];
+  // A redelivery (same webhook-id): not processed again; it shows the first check's verdict.
+  if (d.signature_valid && d.duplicate) verdict += ' · duplicate delivery (same webhook-id), not processed again';
   return el(
     'li',
     { className: 'hook', dataset: { delivery: d.delivery, verified: String(d.signature_valid && d.sha256_match === true) } },
@@ -211,6 +300,6 @@ try {
 } catch (error) {
   console.error(error);
 }
-await Promise.all([refreshFiles(), refreshHooks()]);
-setInterval(() => void refreshHooks(), 1500);
+await Promise.all([refreshFiles(), refreshDeliveries(), refreshHooks()]);
+setInterval(() => void Promise.all([refreshDeliveries(), refreshHooks()]), 1500);
 setInterval(() => void refreshFiles(), 5000);
