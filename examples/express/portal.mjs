@@ -41,6 +41,8 @@ function relayLogLine({ delivery, outcome, result, nextAttemptAt, errorMessage, 
 // relay (which checks the address it connects to): the demo receiver is this very app, on
 // loopback (`internalUrl`), and the destination guard refuses loopback and private addresses
 // otherwise. Leave it off where users register endpoint URLs of their own.
+// WEBHOOK_SECRETS_KEY (32 bytes, base64: `openssl rand -base64 32`), when set, keeps endpoint
+// secrets encrypted in the database.
 async function openStore(env) {
   if (env.DATABASE_URL) {
     const { default: pg } = await import('pg');
@@ -51,7 +53,7 @@ async function openStore(env) {
     pool.on('error', (error) => console.error(`[portal] postgres pool: ${error.message}`));
     await migrate(pool, { schema });
     return {
-      store: new PostgresUploadStore({ pool, schema, allowPrivateNetworks: true }),
+      store: new PostgresUploadStore({ pool, schema, allowPrivateNetworks: true, secretsKey: env.WEBHOOK_SECRETS_KEY || undefined }),
       describe: { kind: 'postgres', url: redactDatabaseUrl(env.DATABASE_URL), schema },
       close: () => pool.end(),
     };
@@ -59,7 +61,7 @@ async function openStore(env) {
   const { SqliteUploadStore } = await import('@doorito/storage/sqlite');
   const file = path.resolve(env.SQLITE_PATH || './data/doorito.sqlite3');
   mkdirSync(path.dirname(file), { recursive: true });
-  const store = new SqliteUploadStore({ database: file, allowPrivateNetworks: true });
+  const store = new SqliteUploadStore({ database: file, allowPrivateNetworks: true, secretsKey: env.WEBHOOK_SECRETS_KEY || undefined });
   return { store, describe: { kind: 'sqlite', file }, close: () => store.close() };
 }
 
