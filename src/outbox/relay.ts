@@ -7,6 +7,7 @@
  * At-least-once: an outcome that is never recorded (a crash) means the delivery is claimed again
  * when its lease ends, and sent again with the same `webhook-id` (and a new `webhook-timestamp`).
  */
+import { setMaxListeners } from 'node:events';
 import { StorageConfigError } from '../errors.js';
 import type { WebhookDelivery } from '../upload/model.js';
 import { NOTICE_EVENT_PREFIX, LEASE_EXPIRED_MESSAGE, type ClaimedDelivery, type CompletedDelivery, type NewOutboxEvent, type OutboxStore } from '../upload/ports.js';
@@ -41,6 +42,14 @@ export interface OutboxRelayOptions {
    * @default 20
    */
   batchSize?: number;
+  /**
+   * Rounds `start()` keeps in flight at once, each claiming up to `batchSize`: while one round's
+   * POSTs are out, another claims or records, so the store's round trips overlap the receivers'.
+   * Up to `concurrency × batchSize` POSTs are in flight.
+   * @default 1
+   * @example { batchSize: 10, concurrency: 2 } // 20 POSTs in flight, the store never idle
+   */
+  concurrency?: number;
   /**
    * The waits before the 2nd, 3rd, … attempt of a delivery, in ms; after the last, it is a dead
    * letter (`failed`, announced by a `webhook.delivery_exhausted` notice).
@@ -208,13 +217,16 @@ export class OutboxRelay {
   readonly #kill = new AbortController();
   #loop: Promise<void> | undefined;
   #stopping = false;
-  #woken = false;
-  #wake: (() => void) | undefined;
+  /** Counts wake-ups, so a worker that was woken during its round does not go to sleep after it. */
+  #wakes = 0;
+  readonly #sleepers = new Set<() => void>();
+  readonly #concurrency: number;
 
   constructor(options: OutboxRelayOptions) {
     this.#store = options.store;
     this.#fetch = options.fetch ?? createWebhookFetch({ allowPrivateNetworks: options.allowPrivateNetworks === true });
     this.#batchSize = positiveInteger(options.batchSize ?? 20, 'batchSize');
+    this.#concurrency = positiveInteger(options.concurrency ?? 1, 'concurrency');
     this.#pollIntervalMs = positiveInteger(options.pollIntervalMs ?? 5000, 'pollIntervalMs');
     this.#timeoutMs = positiveInteger(options.timeoutMs ?? 30_000, 'timeoutMs');
     this.#leaseMs = positiveInteger(options.leaseMs ?? 300_000, 'leaseMs');
@@ -238,7 +250,7 @@ export class OutboxRelay {
       const kill = () => {
         this.#kill.abort(signal.reason);
         this.#stopping = true;
-        this.#wake?.();
+        this.#wakeAll();
       };
       if (signal.aborted) kill();
       else signal.addEventListener('abort', kill, { once: true });
@@ -269,6 +281,8 @@ export class OutboxRelay {
     // The round's POSTs start together, so one timeout (with the kill switch) bounds them all.
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const signal = AbortSignal.any([this.#kill.signal, timeout]);
+    // One listener per POST of the round (and its timeout's): not a leak.
+    setMaxListeners(claimed.length + 10, signal, timeout);
     const attempted = await Promise.all(claimed.map((c) => this.#attempt(c, signal, timeout)));
     // Killed: record nothing, exactly as if the process had died here.
     if (this.#kill.signal.aborted) {
@@ -403,46 +417,53 @@ export class OutboxRelay {
   async #run(): Promise<void> {
     let unsubscribe: (() => Promise<void>) | undefined;
     try {
-      unsubscribe = await this.#store.onEventCommitted?.(() => {
-        this.#woken = true;
-        this.#wake?.();
-      });
+      unsubscribe = await this.#store.onEventCommitted?.(() => this.#wakeAll());
     } catch (error) {
       // No wake-ups (the LISTEN connection failed): polling still delivers.
       this.#onError(error);
     }
     try {
-      while (!this.#stopping) {
-        this.#woken = false;
-        let full = false;
-        try {
-          full = (await this.runOnce()).claimed === this.#batchSize;
-        } catch (error) {
-          this.#onError(error);
-        }
-        if (!full && !this.#stopping && !this.#woken) await this.#sleep();
-      }
+      await Promise.all(Array.from({ length: this.#concurrency }, () => this.#work()));
     } finally {
       await unsubscribe?.().catch((error: unknown) => this.#onError(error));
     }
+  }
+
+  /** One of `concurrency` loops of rounds: each claims its own batch, so their rounds overlap. */
+  async #work(): Promise<void> {
+    while (!this.#stopping) {
+      const wakes = this.#wakes;
+      let full = false;
+      try {
+        full = (await this.runOnce()).claimed === this.#batchSize;
+      } catch (error) {
+        this.#onError(error);
+      }
+      if (!full && !this.#stopping && this.#wakes === wakes) await this.#sleep();
+    }
+  }
+
+  #wakeAll(): void {
+    this.#wakes += 1;
+    for (const wake of [...this.#sleepers]) wake();
   }
 
   #sleep(): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        this.#wake = undefined;
+        this.#sleepers.delete(done);
         resolve();
       };
       const timer = setTimeout(done, this.#pollIntervalMs);
-      this.#wake = done;
+      this.#sleepers.add(done);
     });
   }
 
   /** Stop after the round in progress has delivered and recorded its outcomes. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    this.#wake?.();
+    this.#wakeAll();
     await this.#loop;
   }
 

@@ -11,6 +11,8 @@ import {
   sharedLiveKeysSql,
   sharedStoredKeysMessage,
 } from '../upload/sql-rows.js';
+import { subscribesSql } from './delivery-sql.js';
+import { installRelayFunctions } from './relay-functions.js';
 
 export interface Queryable {
   query<R extends Record<string, unknown> = Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
@@ -130,6 +132,69 @@ const MIGRATIONS: Migration[] = [
       throw new StorageError(sharedStoredKeysMessage(`Postgres schema "${schema}"`, `${s}.upload_file`, keys, Number(rows[0]?.total)));
     }
     await db.query(`CREATE UNIQUE INDEX IF NOT EXISTS ${LIVE_STORAGE_KEY_INDEX} ON ${s}.upload_file (storage_key) WHERE ${LIVE_KEY_PREDICATE}`);
+  },
+  // Deliveries per endpoint: each event to each endpoint has its own attempts, schedule and
+  // log, so one failing endpoint no longer holds back (or re-sends to) the others. The relay
+  // claims deliveries through their partial index only; events no longer carry a schedule
+  // (their old attempts/max_attempts/next_attempt_at columns stay, unused, for older readers).
+  // `seq` is the creation order: deliveries due at the same instant (created_at is in
+  // milliseconds) are claimed in the order they were created. The relay's claim and round
+  // are functions (see relay-functions.ts).
+  // Events in flight are carried over: a pending event becomes one pending delivery per active
+  // endpoint it goes to, with its attempts, schedule and last error; a failed one a failed
+  // delivery per endpoint it went to (a dead letter that can be redelivered); a pending event
+  // that goes nowhere is delivered.
+  async (db, s) => {
+    await db.query(`
+    ALTER TABLE ${s}.webhook_endpoint
+      ADD COLUMN IF NOT EXISTS previous_secret text,
+      ADD COLUMN IF NOT EXISTS previous_secret_expires_at timestamptz,
+      ADD COLUMN IF NOT EXISTS disabled_at timestamptz,
+      ADD COLUMN IF NOT EXISTS disabled_reason text,
+      ADD COLUMN IF NOT EXISTS failing_since timestamptz,
+      ADD COLUMN IF NOT EXISTS last_success_at timestamptz;
+
+    CREATE TABLE IF NOT EXISTS ${s}.webhook_delivery (
+      id uuid PRIMARY KEY,
+      event_id uuid NOT NULL REFERENCES ${s}.outbox_event (id) ON DELETE CASCADE,
+      endpoint_id uuid NOT NULL REFERENCES ${s}.webhook_endpoint (id) ON DELETE CASCADE,
+      event_type text NOT NULL,
+      status text NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+      attempts integer NOT NULL DEFAULT 0,
+      next_attempt_at timestamptz NOT NULL,
+      last_status integer,
+      last_error text,
+      last_duration_ms integer,
+      attempt_log jsonb NOT NULL DEFAULT '[]',
+      created_at timestamptz NOT NULL,
+      updated_at timestamptz NOT NULL,
+      delivered_at timestamptz,
+      seq bigint GENERATED ALWAYS AS IDENTITY,
+      UNIQUE (event_id, endpoint_id)
+    );
+    CREATE INDEX IF NOT EXISTS webhook_delivery_due_idx ON ${s}.webhook_delivery (next_attempt_at, seq) WHERE status = 'pending';
+    CREATE INDEX IF NOT EXISTS webhook_delivery_endpoint_idx ON ${s}.webhook_delivery (endpoint_id, created_at);
+    CREATE INDEX IF NOT EXISTS webhook_delivery_created_at_idx ON ${s}.webhook_delivery (created_at);
+
+    INSERT INTO ${s}.webhook_delivery
+      (id, event_id, endpoint_id, event_type, status, attempts, next_attempt_at, last_error, created_at, updated_at)
+    SELECT gen_random_uuid(), e.id, w.id, e.event_type, e.status, e.attempts, e.next_attempt_at, e.error_message,
+      e.created_at, date_trunc('milliseconds', now())
+    FROM ${s}.outbox_event AS e
+    JOIN ${s}.webhook_endpoint AS w ON ${subscribesSql('w', 'e.event_type')} AND (w.is_active OR e.status = 'failed')
+    WHERE e.status IN ('pending', 'failed')
+    ORDER BY e.created_at, e.id, w.created_at, w.id;
+
+    UPDATE ${s}.outbox_event AS e
+    SET status = 'delivered', delivered_at = date_trunc('milliseconds', now()), error_message = NULL, updated_at = date_trunc('milliseconds', now())
+    WHERE e.status = 'pending' AND NOT EXISTS (SELECT 1 FROM ${s}.webhook_delivery AS d WHERE d.event_id = e.id);
+
+    DROP INDEX IF EXISTS ${s}.outbox_event_pending_idx;
+    -- Statistics for the rows just carried over, for the admin queries (the relay's functions
+    -- do not depend on them).
+    ANALYZE ${s}.webhook_delivery;
+  `);
+    await installRelayFunctions(db, s);
   },
 ];
 

@@ -1,12 +1,15 @@
 import type { OutboxEvent } from '../upload/model.js';
 import type { OutboxEmitter, UnitOfWork, UploadRepository, UploadTransaction } from '../upload/ports.js';
 import { StorageConfigError } from '../errors.js';
+import { WebhookSecretBox, type SecretsKey } from '../outbox/secret-box.js';
+import type { EndpointGuardOptions } from '../upload/webhook-endpoint.js';
 import { listenOnClient, listenOnPool, type Listen } from './listen.js';
 import { migrate, quoteSchema, type PoolLike } from './migrations.js';
 import { PostgresOutbox } from './postgres-outbox.js';
 import { PostgresView, TransactionConnection } from './postgres-view.js';
 import { SerializedClient, type ClientLike } from './single-client.js';
 import { toEvent } from './rows.js';
+import { inTransaction } from './transaction.js';
 
 /** Options of {@link PostgresUploadStore}: a pool, or one connected client. */
 export type PostgresUploadStoreOptions = (
@@ -29,7 +32,17 @@ export type PostgresUploadStoreOptions = (
    * @default 'public'
    */
   schema?: string;
-};
+  /**
+   * Encrypt webhook endpoint secrets at rest (AES-256-GCM, in the `secret` and
+   * `previous_secret` columns): 32 bytes, as base64 (`openssl rand -base64 32`), 64 hex digits
+   * or a Buffer. The store hands secrets out decrypted. Once secrets are stored sealed, every
+   * store on the same tables needs the same key. Secrets stored before a key was configured
+   * stay readable as they are; rotate them to have them sealed.
+   * @default undefined (secrets stored as given)
+   * @example new PostgresUploadStore({ pool, secretsKey: process.env.WEBHOOK_SECRETS_KEY })
+   */
+  secretsKey?: SecretsKey | undefined;
+} & EndpointGuardOptions;
 
 /**
  * The upload ports on Postgres: a repository and an outbox whose event is written in the same
@@ -73,7 +86,8 @@ export class PostgresUploadStore extends PostgresOutbox implements UnitOfWork {
     } else {
       throw new StorageConfigError('PostgresUploadStore needs a `pool` (a pg.Pool) or a `client` (a connected pg.Client).', { option: 'pool' });
     }
-    super(pool, schema, schemaName, listen);
+    // Checked here, so a bad key fails at construction rather than at the first endpoint.
+    super(pool, schema, schemaName, listen, new WebhookSecretBox(options.secretsKey), options);
     this.#pool = pool;
     this.#schema = schema;
     this.#schemaName = schemaName;
@@ -87,24 +101,11 @@ export class PostgresUploadStore extends PostgresOutbox implements UnitOfWork {
     return migrate(this.#pool, { schema: this.#schemaName });
   }
 
-  async transaction<T>(fn: (tx: UploadTransaction) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
-    let broken = false;
-    try {
-      await client.query('BEGIN');
+  transaction<T>(fn: (tx: UploadTransaction) => Promise<T>): Promise<T> {
+    return inTransaction(this.#pool, (client) => {
       const view = new PostgresView(new TransactionConnection(client), this.#schema, this.#schemaName);
-      const result = await fn({ repository: view, outbox: view });
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw error;
-    } finally {
-      // A connection that could not even roll back is not given back to the pool.
-      client.release(broken);
-    }
+      return fn({ repository: view, outbox: view });
+    });
   }
 
   /** Every event in the outbox, oldest first. */

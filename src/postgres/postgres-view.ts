@@ -2,7 +2,6 @@
  * The repository and emitter statements of the Postgres store, over the pool (each statement
  * commits on its own) or over one transaction's connection.
  */
-import { randomUUID } from 'node:crypto';
 import { StorageKeyTakenError } from '../upload/errors.js';
 import type { UploadBatch, UploadFile } from '../upload/model.js';
 import {
@@ -17,7 +16,7 @@ import {
   type UploadRepository,
 } from '../upload/ports.js';
 import { FILE_COLUMNS, LIVE_KEY_PREDICATE, LIVE_STATUS_PREDICATE, patchMayTakeKey } from '../upload/sql-rows.js';
-import { OUTBOX_CHANNEL } from './listen.js';
+import { emitEvents } from './delivery-sql.js';
 import type { Queryable } from './migrations.js';
 import { isUuid, toBatch, toEvent, toFile, type Row } from './rows.js';
 import { isLiveKeyViolation } from './sql-errors.js';
@@ -260,19 +259,11 @@ export class PostgresView implements UploadRepository, OutboxEmitter {
     return rows[0] === undefined ? undefined : toBatch(rows[0]);
   }
 
+  /** The event and its deliveries in one statement (see `emitEvents`), so atomic outside a transaction too. */
   async emit(input: NewOutboxEvent): Promise<EmitResult> {
+    const [row] = await emitEvents(this.db, this.s, this.schemaName, [input]);
+    if (row !== undefined) return { event: toEvent(row), duplicate: false };
     const key = input.idempotencyKey ?? defaultIdempotencyKey(input);
-    const inserted = await this.db.query(
-      `INSERT INTO ${this.s}.outbox_event (id, aggregate_type, aggregate_id, event_type, payload, idempotency_key)
-       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_type, idempotency_key) DO NOTHING RETURNING *`,
-      [randomUUID(), input.aggregateType, input.aggregateId, input.eventType, JSON.stringify(input.payload), key],
-    );
-    const row = inserted.rows[0];
-    if (row !== undefined) {
-      // Delivered to listeners when (and only if) the transaction commits.
-      await this.db.query('SELECT pg_notify($1, $2)', [OUTBOX_CHANNEL, `${this.schemaName}:${String(row['id'])}`]);
-      return { event: toEvent(row), duplicate: false };
-    }
     const { rows } = await this.db.query(`SELECT * FROM ${this.s}.outbox_event WHERE event_type = $1 AND idempotency_key = $2`, [input.eventType, key]);
     return { event: toEvent(rows[0] as Row), duplicate: true };
   }

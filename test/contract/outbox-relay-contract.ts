@@ -546,6 +546,33 @@ export function outboxRelayContract(name: string, makeFixture: () => Promise<Rel
       expect(states.every((s) => s === 'delivered')).toBe(true);
     });
 
+    it('start() with concurrency 2 keeps two rounds in flight, and still sends every delivery once', async () => {
+      await store.createWebhookEndpoint({ url: `${receiver.url}/hook`, secret: SECRET });
+      let inFlight = 0;
+      let most = 0;
+      receiver.answer = (_d, res) => {
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        setTimeout(() => {
+          inFlight -= 1;
+          res.writeHead(204).end();
+        }, 20);
+      };
+      const ids = new Set<string>();
+      for (let i = 0; i < 60; i += 1) ids.add((await emit({ i })).id);
+      const r = relay({ batchSize: 5, concurrency: 2, pollIntervalMs: 50 });
+      r.start();
+      await receiver.waitFor(60);
+      await r.stop();
+      expect(receiver.received).toHaveLength(60);
+      expect(new Set(receiver.received.map((d) => d.delivery))).toEqual(ids);
+      // More POSTs out at once than one round of 5 holds, never more than two rounds.
+      expect(most).toBeGreaterThan(5);
+      expect(most).toBeLessThanOrEqual(10);
+      const states = await Promise.all([...ids].map(async (id) => (await store.getEvent(id))?.status));
+      expect(states.every((state) => state === 'delivered')).toBe(true);
+    });
+
     it('start() delivers a committed event without waiting for the poll, and stop() lets the round finish', async () => {
       if (store.onEventCommitted === undefined) return;
       await store.createWebhookEndpoint({ url: `${receiver.url}/hook`, secret: SECRET });

@@ -2,10 +2,11 @@
  * The upload store contract on the real Postgres (PG_TEST_URL, default
  * postgres://postgres@127.0.0.1:5432/test), in a schema of its own, dropped afterwards.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isStorageError, isStorageKeyTakenError, type UploadFile } from '../../src/index.js';
+import { isStorageConfigError, isStorageError, isStorageKeyTakenError, type UploadFile } from '../../src/index.js';
+import { generateWebhookSecret } from '../../src/outbox/index.js';
 import { OUTBOX_CHANNEL, PostgresUploadStore, migrate } from '../../src/postgres/index.js';
 import { PG_TEST_URL, testPool } from '../helpers/postgres.js';
 import { outboxRelayContract } from './outbox-relay-contract.js';
@@ -30,23 +31,42 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
     const fresh = `${schema}_m`;
     try {
       const parallel = await Promise.all(Array.from({ length: 4 }, () => migrate(pool, { schema: fresh })));
-      expect(parallel.map((r) => r.applied).sort()).toEqual([0, 0, 0, 3]);
-      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1`, [fresh]);
-      expect(rows[0]?.n).toBe(5);
+      expect(parallel.map((r) => r.applied).sort()).toEqual([0, 0, 0, 4]);
+      const { rows } = await pool.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`, [fresh]);
+      expect(rows.map((r) => r['table_name'])).toEqual(['doorito_migration', 'outbox_event', 'upload_batch', 'upload_file', 'webhook_delivery', 'webhook_endpoint']);
     } finally {
       await pool.query(`DROP SCHEMA IF EXISTS "${fresh}" CASCADE`);
     }
   });
 
+  /**
+   * A fresh schema as version `version` left it: the later migrations undone. Migration 4 adds
+   * webhook_delivery, the endpoint columns and the relay's functions, and drops the event-claim
+   * index; migration 3 only
+   * adds the live storage-key index (after fixing the data).
+   */
+  const schemaAtVersion = async (name: string, version: 2 | 3) => {
+    const q = `"${name}"`;
+    await pool.query(`DROP SCHEMA IF EXISTS ${q} CASCADE`);
+    await migrate(pool, { schema: name });
+    await pool.query(`
+      DROP FUNCTION ${q}.doorito_claim_deliveries, ${q}.doorito_complete_deliveries;
+      DROP TABLE ${q}.webhook_delivery;
+      ALTER TABLE ${q}.webhook_endpoint DROP COLUMN previous_secret, DROP COLUMN previous_secret_expires_at, DROP COLUMN disabled_at,
+        DROP COLUMN disabled_reason, DROP COLUMN failing_since, DROP COLUMN last_success_at;
+      CREATE INDEX outbox_event_pending_idx ON ${q}.outbox_event (next_attempt_at) WHERE status = 'pending';
+      DELETE FROM ${q}.doorito_migration WHERE version = 4;
+    `);
+    if (version === 2) {
+      await pool.query(`DROP INDEX ${q}.upload_file_live_storage_key_idx; DELETE FROM ${q}.doorito_migration WHERE version = 3`);
+    }
+  };
+
   describe('migration 3: one live file per storage key', () => {
     const old = `${schema}_v2`;
     const hour = (h: number) => new Date(Date.UTC(2026, 10, 27, h));
-    /** A schema as version 2 left it: migration 3 only adds the index (after fixing the data). */
     const atVersion2 = async () => {
-      await pool.query(`DROP SCHEMA IF EXISTS "${old}" CASCADE`);
-      await migrate(pool, { schema: old });
-      await pool.query(`DROP INDEX "${old}".upload_file_live_storage_key_idx`);
-      await pool.query(`DELETE FROM "${old}".doorito_migration WHERE version = 3`);
+      await schemaAtVersion(old, 2);
       return new PostgresUploadStore({ pool, schema: old });
     };
     const versions = async () => (await pool.query(`SELECT version FROM "${old}".doorito_migration ORDER BY version`)).rows.map((r) => r['version']);
@@ -68,8 +88,8 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
       const files = [stored, before, after, olderRacer, newerRacer, failed, alone];
       for (const f of files) await store.repository.createFile(f);
 
-      expect(await migrate(pool, { schema: old })).toEqual({ applied: 1 });
-      expect(await versions()).toEqual([1, 2, 3]);
+      expect(await migrate(pool, { schema: old })).toEqual({ applied: 2 });
+      expect(await versions()).toEqual([1, 2, 3, 4]);
       for (const f of [stored, newerRacer, failed, alone]) expect(await store.repository.getFile(f.id)).toEqual(f);
       for (const f of [before, after, olderRacer]) {
         const got = await store.repository.getFile(f.id);
@@ -105,10 +125,157 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
 
       // Doing what the message says lets the migration through.
       for (const [, second] of pairs) await store.repository.updateFile(second!.id, { status: 'failed', errorCode: 'duplicate_key' });
-      expect(await migrate(pool, { schema: old })).toEqual({ applied: 1 });
+      expect(await migrate(pool, { schema: old })).toEqual({ applied: 2 });
       expect(await store.repository.getFile(loser.id)).toMatchObject({ status: 'failed', errorCode: 'interrupted' });
       expect(await store.repository.getFile(pairs[0]![0]!.id)).toEqual(pairs[0]![0]);
     });
+  });
+
+  describe('migration 4: deliveries per endpoint', () => {
+    const old = `${schema}_v3`;
+    afterAll(async () => {
+      await pool.query(`DROP SCHEMA IF EXISTS "${old}" CASCADE`);
+    });
+
+    it('carries the events in flight over: a pending delivery per active endpoint, a dead letter per endpoint of a failed event', async () => {
+      await schemaAtVersion(old, 3);
+      const q = `"${old}"`;
+      const at = (minutes: number) => new Date(Date.UTC(2026, 10, 27, 12, minutes, 0, 123));
+      const endpoint = async (name: string, eventTypes: string[], isActive = true) => {
+        const id = randomUUID();
+        await pool.query(`INSERT INTO ${q}.webhook_endpoint (id, url, secret, event_types, is_active, created_at) VALUES ($1, $2, 'raw secret', $3, $4, $5)`, [
+          id,
+          `http://127.0.0.1:9/${name}`,
+          eventTypes,
+          isActive,
+          at(0),
+        ]);
+        return id;
+      };
+      const all = await endpoint('all', []);
+      const stored = await endpoint('stored', ['file.stored']);
+      const inactive = await endpoint('inactive', [], false);
+      const notices = await endpoint('notices', ['webhook.delivery_exhausted']);
+      const event = async (eventType: string, status: string, fields: { attempts?: number; next?: Date; error?: string; deliveredAt?: Date } = {}) => {
+        const id = randomUUID();
+        await pool.query(
+          `INSERT INTO ${q}.outbox_event (id, aggregate_type, aggregate_id, event_type, payload, status, idempotency_key, attempts, next_attempt_at,
+             delivered_at, error_message, created_at, updated_at)
+           VALUES ($1, 'UploadFile', $9, $2, '{"n": 1}', $3, $9, $4, $5, $6, $7, $8, $8)`,
+          [id, eventType, status, fields.attempts ?? 0, fields.next ?? at(1), fields.deliveredAt ?? null, fields.error ?? null, at(1), id],
+        );
+        return id;
+      };
+      const retrying = await event('file.stored', 'pending', { attempts: 2, next: at(30), error: 'HTTP 500' });
+      const fresh = await event('file.expiring', 'pending');
+      const nowhere = await event('webhook.endpoint_disabled', 'pending');
+      const dead = await event('file.stored', 'failed', { attempts: 5, next: at(20), error: 'https://a.example/hook: HTTP 410' });
+      const notice = await event('webhook.delivery_exhausted', 'pending');
+      const done = await event('file.stored', 'delivered', { attempts: 1, deliveredAt: at(2) });
+
+      expect(await migrate(pool, { schema: old })).toEqual({ applied: 1 });
+      const store = new PostgresUploadStore({ pool, schema: old });
+      const deliveries = async (eventId: string) =>
+        (await store.listDeliveries({ eventId })).sort((a, b) => (a.endpointId < b.endpointId ? -1 : 1)).map((d) => ({
+          endpointId: d.endpointId,
+          status: d.status,
+          attempts: d.attempts,
+          nextAttemptAt: d.nextAttemptAt,
+          lastError: d.lastError,
+          createdAt: d.createdAt,
+          attemptLog: d.attemptLog,
+          eventType: d.eventType,
+        }));
+      const sorted = <T extends { endpointId: string }>(list: T[]) => list.sort((a, b) => (a.endpointId < b.endpointId ? -1 : 1));
+      expect(await deliveries(retrying)).toEqual(
+        sorted([all, stored].map((endpointId) => ({ endpointId, status: 'pending', attempts: 2, nextAttemptAt: at(30), lastError: 'HTTP 500', createdAt: at(1), attemptLog: [], eventType: 'file.stored' }))),
+      );
+      expect(await deliveries(fresh)).toEqual([
+        { endpointId: all, status: 'pending', attempts: 0, nextAttemptAt: at(1), lastError: undefined, createdAt: at(1), attemptLog: [], eventType: 'file.expiring' },
+      ]);
+      // A dead letter for every endpoint it went to, active or not, to redeliver.
+      expect(await deliveries(dead)).toEqual(
+        sorted(
+          [all, stored, inactive].map((endpointId) => ({
+            endpointId,
+            status: 'failed',
+            attempts: 5,
+            nextAttemptAt: at(20),
+            lastError: 'https://a.example/hook: HTTP 410',
+            createdAt: at(1),
+            attemptLog: [],
+            eventType: 'file.stored',
+          })),
+        ),
+      );
+      expect((await deliveries(notice)).map((d) => d.endpointId)).toEqual([notices]);
+      expect(await deliveries(nowhere)).toEqual([]);
+      expect(await deliveries(done)).toEqual([]);
+      // Event statuses: a pending event that goes nowhere is delivered; the others are as they were.
+      expect(await store.getEvent(nowhere)).toMatchObject({ status: 'delivered', deliveredAt: expect.any(Date) });
+      expect(await store.getEvent(retrying)).toMatchObject({ status: 'pending' });
+      expect(await store.getEvent(dead)).toMatchObject({ status: 'failed', errorMessage: 'https://a.example/hook: HTTP 410' });
+      expect(await store.getEvent(done)).toMatchObject({ status: 'delivered', deliveredAt: at(2) });
+      expect((await store.getWebhookEndpoint(all))?.failingSince).toBeUndefined();
+
+      // The relay claims them through the new index; the old claim index is gone.
+      const { rows: indexes } = await pool.query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1`, [old]);
+      expect(indexes.map((r) => r['indexname'])).toContain('webhook_delivery_due_idx');
+      expect(indexes.map((r) => r['indexname'])).not.toContain('outbox_event_pending_idx');
+      const claimed = await store.claimDeliveries({ now: at(40), limit: 10, leaseUntil: at(50) });
+      expect(claimed.map((c) => [c.event.id, c.delivery.attempts]).sort()).toEqual(
+        [
+          [fresh, 1],
+          [notice, 1],
+          [retrying, 3],
+          [retrying, 3],
+        ].sort(),
+      );
+      // A dead letter comes back on request.
+      const [letter] = await store.listDeliveries({ eventId: dead, endpointId: all });
+      expect(await store.redeliver(letter!.id, at(41))).toMatchObject({ status: 'pending', attempts: 0, nextAttemptAt: at(41) });
+      expect(await store.getEvent(dead)).toMatchObject({ status: 'pending' });
+    });
+  });
+
+  it('seals endpoint secrets with a secretsKey: the column holds enc:v1:…, the store hands them out opened, a store without the key refuses', async () => {
+    const key = randomBytes(32).toString('base64');
+    const sealed = new PostgresUploadStore({ pool, schema, secretsKey: key, allowPrivateNetworks: true });
+    try {
+      const secret = generateWebhookSecret();
+      const endpoint = await sealed.createWebhookEndpoint({ url: 'http://127.0.0.1:9/sealed', secret });
+      expect(endpoint.secret).toBe(secret);
+      const column = async () =>
+        (await pool.query(`SELECT secret, previous_secret FROM "${schema}".webhook_endpoint WHERE id = $1`, [endpoint.id])).rows[0] as {
+          secret: string;
+          previous_secret: string | null;
+        };
+      const stored = await column();
+      expect(stored.secret).toMatch(/^enc:v1:/u);
+      expect(stored.secret).not.toContain(secret.slice('whsec_'.length));
+      expect((await sealed.listWebhookEndpoints()).map((e) => e.secret)).toEqual([secret]);
+      expect(await sealed.getWebhookEndpoint(endpoint.id)).toMatchObject({ secret });
+      // The relay gets it opened with the claim; a rotation keeps the old one sealed too.
+      await sealed.outbox.emit({ aggregateType: 'UploadFile', aggregateId: randomUUID(), eventType: 'file.stored', payload: {} });
+      const [claimed] = await sealed.claimDeliveries({ now: new Date(Date.now() + 1000), limit: 10, leaseUntil: new Date(Date.now() + 60_000) });
+      expect(claimed?.endpoint.secret).toBe(secret);
+      const rotated = await sealed.rotateWebhookSecret(endpoint.id);
+      expect(rotated).toMatchObject({ previousSecret: secret });
+      const after = await column();
+      expect(after.secret).toMatch(/^enc:v1:/u);
+      expect(after.previous_secret).toBe(stored.secret);
+      expect(await sealed.getWebhookEndpoint(endpoint.id)).toEqual(rotated);
+      // Another store on the same tables: without the key, or with another one, a typed error naming the option.
+      for (const other of [new PostgresUploadStore({ pool, schema }), new PostgresUploadStore({ pool, schema, secretsKey: randomBytes(32) })]) {
+        const error = await other.listWebhookEndpoints().catch((e: unknown) => e);
+        expect(isStorageConfigError(error)).toBe(true);
+        expect(error).toMatchObject({ option: 'secretsKey' });
+        expect((error as Error).message).not.toContain(secret);
+      }
+      expect(() => new PostgresUploadStore({ pool, schema, secretsKey: 'too short' })).toThrow(/secretsKey/u);
+    } finally {
+      await truncate();
+    }
   });
 
   it('refuses a schema name that is not a plain identifier', () => {
@@ -139,10 +306,11 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
   });
 
   const truncate = () =>
-    pool.query(`TRUNCATE "${schema}".upload_file, "${schema}".upload_batch, "${schema}".outbox_event, "${schema}".webhook_endpoint`);
+    pool.query(`TRUNCATE "${schema}".upload_file, "${schema}".upload_batch, "${schema}".webhook_delivery, "${schema}".outbox_event, "${schema}".webhook_endpoint`);
 
   uploadStoreContract('PostgresUploadStore', async () => ({
-    store: new PostgresUploadStore({ pool, schema }),
+    // The endpoints of the suites are on 127.0.0.1: the destination guard is off.
+    store: new PostgresUploadStore({ pool, schema, allowPrivateNetworks: true }),
     cleanup: async () => {
       await truncate();
     },
@@ -150,7 +318,7 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
 
   outboxRelayContract('PostgresUploadStore', async () => ({
     // Three stores, as three relay processes would have; each statement takes its own connection.
-    stores: Array.from({ length: 3 }, () => new PostgresUploadStore({ pool, schema })),
+    stores: Array.from({ length: 3 }, () => new PostgresUploadStore({ pool, schema, allowPrivateNetworks: true })),
     cleanup: async () => {
       await truncate();
     },
@@ -172,7 +340,7 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
       const fresh = `${schema}_c`;
       try {
         const store = new PostgresUploadStore({ client: await connect(), schema: fresh });
-        expect(await store.migrate()).toEqual({ applied: 3 });
+        expect(await store.migrate()).toEqual({ applied: 4 });
         expect(await store.migrate()).toEqual({ applied: 0 });
         // Statements queue behind a transaction that awaits, instead of slipping into it.
         const file = fileOf();
@@ -193,7 +361,7 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
     });
 
     uploadStoreContract('PostgresUploadStore (pg.Client)', async () => ({
-      store: new PostgresUploadStore({ client: await connect(), schema }),
+      store: new PostgresUploadStore({ client: await connect(), schema, allowPrivateNetworks: true }),
       cleanup: async () => {
         await truncate();
         await endClients();
@@ -202,7 +370,7 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
 
     outboxRelayContract('PostgresUploadStore (pg.Client)', async () => ({
       // Three relays, each with a connection of its own.
-      stores: await Promise.all(Array.from({ length: 3 }, async () => new PostgresUploadStore({ client: await connect(), schema }))),
+      stores: await Promise.all(Array.from({ length: 3 }, async () => new PostgresUploadStore({ client: await connect(), schema, allowPrivateNetworks: true }))),
       cleanup: async () => {
         await truncate();
         await endClients();

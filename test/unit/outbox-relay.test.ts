@@ -132,6 +132,7 @@ describe('OutboxRelay options', () => {
     [{ retryDelaysMs: [1000, -1] }, 'retryDelaysMs'],
     [{ retryDelaysMs: [1.5] }, 'retryDelaysMs'],
     [{ retryJitter: 2 }, 'retryJitter'],
+    [{ concurrency: 0 }, 'concurrency'],
     [{ maxRetryAfterMs: 0 }, 'maxRetryAfterMs'],
     [{ disableAfterFailingMs: Number.NaN }, 'disableAfterFailingMs'],
   ])('refuses %o naming the option', (options, option) => {
