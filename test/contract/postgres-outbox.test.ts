@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isWebhookDestinationError, type ClaimedDelivery, type CompletedDelivery } from '../../src/index.js';
 import { PostgresUploadStore, migrate } from '../../src/postgres/index.js';
-import { testPool } from '../helpers/postgres.js';
+import { testPool, truncateStore } from '../helpers/postgres.js';
 
 const { pool, available } = await testPool(16);
 const schema = `doorito_test_${randomBytes(4).toString('hex')}`;
@@ -18,7 +18,7 @@ describe.runIf(available)('PostgresUploadStore outbox [postgres]', () => {
     await migrate(pool, { schema });
   });
   afterEach(async () => {
-    await pool.query(`TRUNCATE "${schema}".webhook_delivery, "${schema}".outbox_event, "${schema}".webhook_endpoint`);
+    await truncateStore(pool, schema);
   });
   afterAll(async () => {
     await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isStorageConfigError, isStorageError, isStorageKeyTakenError, type UploadFile } from '../../src/index.js';
 import { generateWebhookSecret } from '../../src/outbox/index.js';
 import { OUTBOX_CHANNEL, PostgresUploadStore, migrate } from '../../src/postgres/index.js';
-import { PG_TEST_URL, testPool } from '../helpers/postgres.js';
+import { PG_TEST_URL, testPool, truncateStore } from '../helpers/postgres.js';
 import { outboxRelayContract } from './outbox-relay-contract.js';
 import { fileOf, uploadStoreContract } from './upload-store-contract.js';
 
@@ -305,8 +305,7 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
     }
   });
 
-  const truncate = () =>
-    pool.query(`TRUNCATE "${schema}".upload_file, "${schema}".upload_batch, "${schema}".webhook_delivery, "${schema}".outbox_event, "${schema}".webhook_endpoint`);
+  const truncate = () => truncateStore(pool, schema);
 
   uploadStoreContract('PostgresUploadStore', async () => ({
     // The endpoints of the suites are on 127.0.0.1: the destination guard is off.

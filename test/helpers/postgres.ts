@@ -21,3 +21,9 @@ export async function testPool(max = 12): Promise<{ pool: pg.Pool; available: bo
   if (!available) await pool.end();
   return { pool, available };
 }
+
+/** Empty every table of the store in `schema` (one statement, so foreign keys between them do not matter). */
+export async function truncateStore(pool: pg.Pool, schema: string): Promise<void> {
+  const tables = ['upload_file', 'upload_batch', 'webhook_delivery', 'outbox_event', 'webhook_endpoint'];
+  await pool.query(`TRUNCATE ${tables.map((table) => `"${schema}".${table}`).join(', ')}`);
+}

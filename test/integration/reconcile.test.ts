@@ -30,7 +30,7 @@ import { CLAIM_METADATA, TOKEN_METADATA } from '../../src/storage/s3/write-proto
 import { uuidv7 } from '../../src/upload/index.js';
 import { describeS3, rawClient, type S3TestEnv } from '../helpers/s3-env.js';
 import { s3Cleanup, s3StorageFor } from '../helpers/s3-fixture.js';
-import { testPool } from '../helpers/postgres.js';
+import { testPool, truncateStore } from '../helpers/postgres.js';
 import { patternStream, sha256 } from '../helpers/streams.js';
 
 const HOUR = 3600_000;
@@ -138,7 +138,7 @@ const s3Backend =
         await s3Cleanup(client, env.bucket, `${location}/`);
         storage.destroy();
         client.destroy();
-        await pool.query(`TRUNCATE "${schema}".upload_file, "${schema}".upload_batch, "${schema}".outbox_event, "${schema}".webhook_endpoint`);
+        await truncateStore(pool, schema);
       },
     };
   };

@@ -19,7 +19,7 @@ import { FileSystemStorage } from '../../src/storage/fs/index.js';
 import type { S3Storage } from '../../src/storage/s3/index.js';
 import { describeS3, rawClient, s3Servers, type S3TestEnv } from '../helpers/s3-env.js';
 import { PART, s3Cleanup, s3Leftovers, s3StorageFor } from '../helpers/s3-fixture.js';
-import { testPool } from '../helpers/postgres.js';
+import { testPool, truncateStore } from '../helpers/postgres.js';
 import { patternStream, sha256 } from '../helpers/streams.js';
 
 const N = 10;
@@ -56,7 +56,7 @@ function storeFixture(kind: StoreKind): { store: () => Store; before: () => Prom
       if (current instanceof SqliteUploadStore) await current.close();
       if (dir !== undefined) await rm(dir, { recursive: true, force: true });
       if (kind === 'postgres') {
-        await pool.query(`TRUNCATE "${schema}".upload_file, "${schema}".upload_batch, "${schema}".outbox_event, "${schema}".webhook_endpoint`);
+        await truncateStore(pool, schema);
       }
       current = undefined;
       dir = undefined;
