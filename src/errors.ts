@@ -12,6 +12,7 @@ export type StorageErrorCode =
   | 'E_INVALID_KEY'
   | 'E_ABORTED'
   | 'E_WRITE_FAILED'
+  | 'E_DELETE_FAILED'
   | 'E_CONFIG'
   | 'E_PERMISSION_DENIED'
   | 'E_UPLOAD_FAILED'
@@ -90,6 +91,34 @@ export class StorageWriteError extends StorageError {
   override name = 'StorageWriteError';
   constructor(message: string, options: StorageErrorOptions = {}) {
     super(message, 'E_WRITE_FAILED', options);
+  }
+}
+
+/** One key that {@link Storage.deleteMany} could not delete, and why. */
+export interface DeleteFailure {
+  key: string;
+  /** The backend's error for this key, translated (a {@link StorageError}). */
+  error: StorageError;
+}
+
+/**
+ * `deleteMany()` could not delete some keys (after retrying what could be retried); every
+ * other key it was given is deleted. `failures` names each key left and its error.
+ */
+export class StorageDeleteError extends StorageError {
+  override name = 'StorageDeleteError';
+  readonly failures: ReadonlyArray<DeleteFailure>;
+  constructor(failures: ReadonlyArray<DeleteFailure>, options: Omit<StorageErrorOptions, 'key'> = {}) {
+    const first = failures[0];
+    const more = failures.length > 1 ? ` and ${failures.length - 1} more` : '';
+    super(
+      `Could not delete ${failures.length} object${failures.length === 1 ? '' : 's'}: ` +
+        `"${first?.key ?? ''}" (${first?.error.message ?? 'unknown error'})${more}. The other keys were deleted; ` +
+        `retry the keys in error.failures.`,
+      'E_DELETE_FAILED',
+      { key: first?.key, cause: options.cause ?? first?.error },
+    );
+    this.failures = failures;
   }
 }
 
@@ -220,6 +249,7 @@ const STORAGE_ERROR_NAMES = new Set([
   'InvalidKeyError',
   'StorageAbortedError',
   'StorageWriteError',
+  'StorageDeleteError',
   'StorageConfigError',
   'StoragePermissionError',
   'UploadFailedError',
@@ -241,6 +271,8 @@ export const isStorageAbortedError = (error: unknown): error is StorageAbortedEr
   matches(error, 'StorageAbortedError', StorageAbortedError);
 export const isStorageWriteError = (error: unknown): error is StorageWriteError =>
   matches(error, 'StorageWriteError', StorageWriteError);
+export const isStorageDeleteError = (error: unknown): error is StorageDeleteError =>
+  matches(error, 'StorageDeleteError', StorageDeleteError);
 export const isStorageConfigError = (error: unknown): error is StorageConfigError =>
   matches(error, 'StorageConfigError', StorageConfigError);
 export const isStoragePermissionError = (error: unknown): error is StoragePermissionError =>

@@ -1,6 +1,7 @@
 export type {
   ByteRange,
   CopyOptions,
+  DeleteManyOptions,
   ListEntry,
   ListOptions,
   ObjectStat,

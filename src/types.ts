@@ -155,6 +155,12 @@ export interface CopyOptions {
   overwrite?: boolean;
 }
 
+/** Options of {@link Storage.deleteMany}. */
+export interface DeleteManyOptions {
+  /** Stop sending further deletes; keys not yet deleted are reported as failed. */
+  signal?: AbortSignal;
+}
+
 /** Options of {@link Storage.url}. */
 export interface UrlOptions {
   /**
@@ -200,6 +206,22 @@ export interface Storage {
   exists(key: string): Promise<boolean>;
   /** Delete an object; a missing key is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Delete many objects, in as few requests as the backend allows (S3: `DeleteObjects`, 1,000
+   * keys per request; filesystem: concurrent unlinks). Missing keys are not an error; duplicate
+   * keys count once. Every key is validated first: an invalid one throws
+   * {@link InvalidKeyError} and nothing is deleted. Keys that still fail after the backend's
+   * retries are never dropped silently: the call rejects with a {@link StorageDeleteError}
+   * whose `failures` name each of them (with its cause); every other key is gone.
+   * @example
+   * try {
+   *   await storage.deleteMany(['uploads/a.txt', 'uploads/b.txt'])
+   * } catch (error) {
+   *   if (isStorageDeleteError(error)) for (const { key } of error.failures) retryLater(key)
+   *   else throw error
+   * }
+   */
+  deleteMany(keys: Iterable<string>, options?: DeleteManyOptions): Promise<void>;
   /** Every object whose key starts with `prefix`, in key order, paging through as needed. */
   list(prefix?: string, options?: ListOptions): AsyncIterable<ListEntry>;
   /** Copy an object; returns the key actually used (see `overwrite`). */

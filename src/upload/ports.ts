@@ -7,6 +7,7 @@ import type {
   OutboxDelivery,
   OutboxEvent,
   UploadBatch,
+  UploadErrorCode,
   UploadFile,
   UploadFileStatus,
   WebhookDelivery,
@@ -90,6 +91,25 @@ export interface UploadRepository {
    */
   findLiveStorageKeys(keys: readonly string[]): Promise<Set<string>>;
   deleteFile(id: string): Promise<void>;
+  /**
+   * Delete these files (one statement on the SQL stores); ids that do not exist are skipped.
+   * Their keys are released. Costs what `ids` has, not what is stored.
+   * @returns how many files were deleted
+   */
+  deleteFiles(ids: readonly string[]): Promise<number>;
+  /**
+   * Mark these files `failed` with `error` (and set `updatedAt` to `now`), only those whose
+   * status is one of `expectedStatuses` when given (compare-and-set, one statement on the SQL
+   * stores). A failed file holds no key, so this never conflicts with another file's key.
+   * @returns the ids of the files that changed
+   * @example
+   * await repository.failFiles(ids, { code: 'interrupted', message: 'The upload never finished.' }, { expectedStatuses: ['uploading'] })
+   */
+  failFiles(
+    ids: readonly string[],
+    error: { code: UploadErrorCode; message: string },
+    options?: { expectedStatuses?: readonly UploadFileStatus[]; now?: Date },
+  ): Promise<string[]>;
   listBatchFiles(batchId: string): Promise<UploadFile[]>;
   /** Oldest first. */
   findFiles(query: FileQuery): Promise<UploadFile[]>;
