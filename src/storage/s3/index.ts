@@ -1,4 +1,5 @@
 export { S3Storage } from './s3-storage.js';
+export { DEFAULT_MEMORY_BUDGET, MemoryBudget, type MemoryBudgetStats } from './memory-budget.js';
 export type {
   S3NoOverwriteStrategy,
   S3ObjectParameters,

@@ -1,4 +1,5 @@
 import type { ObjectCannedACL, PutObjectCommandInput, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import type { MemoryBudget } from './memory-budget.js';
 
 /** Extra parameters sent with every write (server-side encryption, storage class, …). */
 export type S3ObjectParameters = Partial<
@@ -76,17 +77,28 @@ interface S3StorageCommonOptions {
   /** Extra parameters for every write, e.g. `{ ServerSideEncryption: 'AES256' }`. */
   objectParameters?: S3ObjectParameters;
   /**
-   * Multipart part size, in bytes (at least 5 MiB). An upload holds up to
+   * Multipart part size, in bytes (at least 5 MiB). A streamed save holds up to
    * `partSize × (queueSize + 1)` bytes of parts (40 MiB with the defaults), whatever the file
-   * size; measured RSS growth is about 2 to 3 times that, as sent parts wait for GC.
+   * size, and every save of the storage together at most `memoryBudget`.
    * @default 8388608 (8 MiB)
    */
   partSize?: number;
   /**
-   * Parts uploaded in parallel.
+   * Parts uploaded in parallel, per save (fewer while the memory budget is spent).
    * @default 4
    */
   queueSize?: number;
+  /**
+   * The most memory that streamed saves of this storage hold for parts at once, in bytes, or a
+   * {@link MemoryBudget} shared with other storages. A streamed save reserves `partSize` before
+   * it reads each part; with the budget spent it waits, and its source is paused. Saves of
+   * Buffers, strings and Uint8Arrays use their own bytes and reserve nothing. One save larger
+   * than the whole budget still runs (alone). See docs/operations.md on sizing it.
+   * Environment: `AWS_S3_MEMORY_BUDGET` (e.g. `256MiB`).
+   * @default 268435456 (256 MiB)
+   * @example new S3Storage({ bucket: 'uploads', memoryBudget: 128 * 1024 * 1024 })
+   */
+  memoryBudget?: number | MemoryBudget;
   /**
    * How a taken name is protected when overwrite is off.
    * @default 'conditional'

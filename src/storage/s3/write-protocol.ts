@@ -39,7 +39,8 @@ import { retryFor } from '../../retry.js';
 import type { SaveOptions } from '../../types.js';
 import { isS3ConditionalUnsupported, isS3NotFound, isS3PreconditionFailed, isS3Refused, isS3Transient, s3ErrorInfo } from './errors.js';
 import type { S3NoOverwriteStrategy } from './options.js';
-import { readParts, uploadAll } from './parts.js';
+import type { MemoryBudget } from './memory-budget.js';
+import { PartReader, uploadAll, type Part } from './parts.js';
 
 /** User-metadata name that marks an empty object as a pending name claim; its value is the save's token. */
 export const CLAIM_METADATA = 'doorito-claim';
@@ -58,6 +59,8 @@ export interface WriterConfig {
   prefix: string;
   partSize: number;
   queueSize: number;
+  /** Where stream parts get their memory (shared by every save of the storage, or more). */
+  budget: MemoryBudget;
   noOverwrite: S3NoOverwriteStrategy;
   cleanupTimeoutMs: number;
 }
@@ -174,20 +177,25 @@ export class S3Writer {
   }
 
   async #run(request: WriteRequest, state: WriteState, controller: AbortController): Promise<WriteResult> {
-    const { partSize } = this.#config;
+    const { partSize, budget } = this.#config;
     const { signal } = controller;
-    const parts = readParts(request.source, partSize, request.source.kind === 'stream' ? request.onProgress : undefined);
+    const reader = new PartReader(request.source, partSize, budget, request.source.kind === 'stream' ? request.onProgress : undefined);
+    const next = async (wait: boolean): Promise<Part | undefined | 'busy'> => reader.next(signal, { wait });
     try {
-      const first = (await parts.next()).value ?? Buffer.alloc(0);
-      const second = first.length === partSize ? (await parts.next()).value : undefined;
+      const first = (await next(true)) as Part;
+      // A full first part may have more behind it. Read a second one only if the budget has
+      // room now: waiting for it while holding the first could leave saves that each hold one
+      // waiting for each other. Without it, go multipart anyway (one part is a valid upload).
+      const second = first.body.length === partSize ? await next(false) : undefined;
       if (second === undefined) {
         const result = await this.#putSmall(request, state, first, signal);
-        if (request.source.kind === 'bytes') request.onProgress?.(first.length);
+        if (request.source.kind === 'bytes') request.onProgress?.(first.body.length);
         return result;
       }
-      return await this.#putMultipart(request, state, [first, second], parts, controller);
+      const firstParts = second === 'busy' ? [first] : [first, second];
+      return await this.#putMultipart(request, state, firstParts, async () => (await next(true)) as Part | undefined, controller);
     } finally {
-      await parts.return(undefined);
+      await reader.close();
     }
   }
 
@@ -258,7 +266,18 @@ export class S3Writer {
 
   // ---- 2. writing -------------------------------------------------------------------------
 
-  async #putSmall(request: WriteRequest, state: WriteState, body: Buffer, signal: AbortSignal): Promise<WriteResult> {
+  async #putSmall(request: WriteRequest, state: WriteState, part: Part, signal: AbortSignal): Promise<WriteResult> {
+    try {
+      const result = await this.#putBody(request, state, part.body, signal);
+      part.release(true);
+      return result;
+    } catch (error) {
+      part.release(false);
+      throw error;
+    }
+  }
+
+  async #putBody(request: WriteRequest, state: WriteState, body: Buffer, signal: AbortSignal): Promise<WriteResult> {
     const input = {
       ...request.params,
       Metadata: { ...request.params.Metadata, [TOKEN_METADATA]: state.token },
@@ -314,8 +333,8 @@ export class S3Writer {
   async #putMultipart(
     request: WriteRequest,
     state: WriteState,
-    firstParts: Buffer[],
-    rest: AsyncGenerator<Buffer, void, undefined>,
+    firstParts: Part[],
+    nextPart: () => Promise<Part | undefined>,
     controller: AbortController,
   ): Promise<WriteResult> {
     const { client, bucket } = this.#config;
@@ -333,12 +352,9 @@ export class S3Writer {
     state.uploadId = created.UploadId;
     state.strayUploads = (created.$metadata.attempts ?? 1) > 1;
     let size = 0;
-    const parts = (async function* () {
-      yield* firstParts;
-      yield* rest;
-    })();
+    const queued = [...firstParts];
     const uploaded = await uploadAll(
-      parts,
+      async () => queued.shift() ?? nextPart(),
       this.#config.queueSize,
       async (PartNumber, Body) => {
         size += Body.length;
