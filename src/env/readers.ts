@@ -100,6 +100,23 @@ export class EnvReader {
     return parsed;
   }
 
+  /**
+   * A size in bytes: a whole number, optionally with a binary unit (`KiB`, `MiB`, `GiB`; `K`,
+   * `M`, `G` mean the same), e.g. `268435456` or `256MiB`.
+   */
+  bytes(name: string, fallback: number, range: { min?: number } = {}): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const match = /^(\d+)\s*(?:([KMG])(?:i?B)?|B)?$/iu.exec(value);
+    const unit = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(match?.[2] ?? '').toUpperCase()] ?? 1;
+    const parsed = match === null ? Number.NaN : Number(match[1]) * unit;
+    if (!Number.isSafeInteger(parsed) || parsed < (range.min ?? 0)) {
+      this.problem(name, `is not a size (got ${JSON.stringify(value)})`, `a whole number of bytes${range.min === undefined ? '' : ` from ${range.min}`}, or with a unit: 512KiB, 256MiB, 1GiB`);
+      return fallback;
+    }
+    return parsed;
+  }
+
   /** A URL; credentials in it are a problem (they would be printed) and are never echoed. */
   url(name: string): string | undefined {
     const value = this.raw(name);

@@ -31,6 +31,8 @@ export interface S3StorageConfig {
   location?: string;
   publicEndpoint?: string;
   defaultAcl?: S3CannedAcl;
+  /** Bytes that streamed saves may hold for multipart parts at once (`AWS_S3_MEMORY_BUDGET`). */
+  memoryBudget?: number;
 }
 
 export type StorageConfig = FileSystemStorageConfig | S3StorageConfig;
@@ -86,6 +88,7 @@ export function loadStorageConfig(env: Env = process.env): StorageConfig {
   const customDomain = read.string('AWS_S3_CUSTOM_DOMAIN');
   const publicEndpoint = read.url('AWS_S3_PUBLIC_ENDPOINT_URL');
   const defaultAcl = read.oneOf('AWS_DEFAULT_ACL', ACLS);
+  const memoryBudget = read.raw('AWS_S3_MEMORY_BUDGET') === undefined ? undefined : read.bytes('AWS_S3_MEMORY_BUDGET', 0, { min: 1 });
   const config: S3StorageConfig = {
     backend,
     bucket: bucket ?? '',
@@ -102,6 +105,7 @@ export function loadStorageConfig(env: Env = process.env): StorageConfig {
     ...(location === undefined || location === '' ? {} : { location }),
     ...(publicEndpoint === undefined ? {} : { publicEndpoint }),
     ...(defaultAcl === undefined ? {} : { defaultAcl }),
+    ...(memoryBudget === undefined ? {} : { memoryBudget }),
   };
   read.throwIfProblems('Storage configuration (s3)');
   return config;
@@ -128,6 +132,7 @@ export async function createStorage(config: StorageConfig): Promise<Storage> {
     ...(config.location === undefined ? {} : { location: config.location }),
     ...(config.publicEndpoint === undefined ? {} : { publicEndpoint: config.publicEndpoint }),
     ...(config.defaultAcl === undefined ? {} : { defaultAcl: config.defaultAcl }),
+    ...(config.memoryBudget === undefined ? {} : { memoryBudget: config.memoryBudget }),
   });
 }
 

@@ -161,6 +161,14 @@ describe('S3 variables', () => {
     expect(s3({ AWS_DEFAULT_ACL: 'public-read' }).defaultAcl).toBe('public-read');
     expect(problems({ ...S3, AWS_DEFAULT_ACL: 'everyone' })).toEqual(['AWS_DEFAULT_ACL']);
   });
+  it('AWS_S3_MEMORY_BUDGET: bytes, or with a binary unit; unset keeps the storage default', () => {
+    expect(s3({}).memoryBudget).toBeUndefined();
+    expect(s3({ AWS_S3_MEMORY_BUDGET: '1048576' }).memoryBudget).toBe(1048576);
+    expect(s3({ AWS_S3_MEMORY_BUDGET: '256MiB' }).memoryBudget).toBe(256 * 1024 * 1024);
+    expect(s3({ AWS_S3_MEMORY_BUDGET: '1g' }).memoryBudget).toBe(1024 ** 3);
+    expect(s3({ AWS_S3_MEMORY_BUDGET: '512 KiB' }).memoryBudget).toBe(512 * 1024);
+    for (const bad of ['0', 'lots', '1.5GiB', '-5', '256TB']) expect(problems({ ...S3, AWS_S3_MEMORY_BUDGET: bad })).toEqual(['AWS_S3_MEMORY_BUDGET']);
+  });
   it('reports every problem at once, with reasons and accepted values', () => {
     let error: StorageConfigError | undefined;
     try {
