@@ -1,5 +1,6 @@
 export { UploadService, AGGREGATE_TYPE, type CreateUploadFileInput, type UploadServiceDeps } from './upload-service.js';
 export type { ReconcileOptions, ReconcileReport } from './reconcile.js';
+export type { CleanupFailure, CleanupOptions, CleanupReport } from './expiry.js';
 export { MemoryUploadStore, type MemoryUploadStoreOptions } from './memory-store.js';
 export { generateWebhookSecret } from './webhook-secret.js';
 export {

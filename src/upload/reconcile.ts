@@ -2,7 +2,7 @@
  * The UploadService's maintenance: after crashes, lost clean-ups and outages, bring the
  * storage and the records back into agreement. Each step is bounded per call.
  */
-import { ObjectNotFoundError, isObjectNotFoundError } from '../errors.js';
+import { ObjectNotFoundError, isObjectNotFoundError, isStorageDeleteError, type DeleteFailure } from '../errors.js';
 import type { Storage } from '../types.js';
 import type { UploadFile } from './model.js';
 import type { UploadRepository } from './ports.js';
@@ -34,6 +34,8 @@ export interface ReconcileReport {
   orphanObjects: number;
   /** `stored`/`processed` records whose object is gone: marked failed, `object_missing`. */
   missingObjects: number;
+  /** Orphan objects that could not be deleted (the storage's error for each): the next round finds them again. */
+  failures: DeleteFailure[];
   /** Pass it to the next call to go on where this one stopped; absent when a full round has ended. */
   cursor?: string;
 }
@@ -48,6 +50,10 @@ interface Cursor {
 }
 
 const HOUR = 3600_000;
+/** Orphan keys per query and batched delete (S3's DeleteObjects takes up to 1,000). */
+const ORPHAN_PAGE_SIZE = 1000;
+/** Objects of live records checked at once. */
+const STAT_CONCURRENCY = 8;
 
 function decodeCursor(cursor: string | undefined): Cursor {
   if (cursor === undefined || cursor === '') return {};
@@ -79,14 +85,12 @@ export async function reconcileUploads(deps: ReconcileDeps, options: ReconcileOp
   const stale = await repository.findFiles({ createdBefore: staleBefore, statuses: ['uploading'], limit });
   // A dry run counts as if step 1 had run: those records' keys are no longer owned.
   const released = new Set(dryRun ? stale.map((file) => file.storageKey) : []);
-  if (!dryRun) {
-    for (const file of stale) {
-      await repository.updateFile(
-        file.id,
-        { status: 'failed', errorCode: 'interrupted', errorMessage: 'The upload never finished (its process stopped); found by reconcile().' },
-        { expectedStatus: 'uploading', now },
-      );
-    }
+  if (!dryRun && stale.length > 0) {
+    await repository.failFiles(
+      stale.map((file) => file.id),
+      { code: 'interrupted', message: 'The upload never finished (its process stopped); found by reconcile().' },
+      { expectedStatuses: ['uploading'], now },
+    );
   }
 
   // 2. Unfinished writes: multipart uploads, claims, temp files.
@@ -107,24 +111,34 @@ export async function reconcileUploads(deps: ReconcileDeps, options: ReconcileOp
   // When step 2 stopped early, an empty object may be a claim it did not reach: leave those to it.
   const claimsUnseen = pendingWrites >= limit;
 
-  // 3. Objects no live record owns, a page of keys at a time.
+  // 3. Objects no live record owns, a page of keys at a time: one query and one batched
+  //    delete per page. Keys that could not be deleted are reported, and found again next round.
   let orphanObjects = 0;
+  const failures: DeleteFailure[] = [];
   if (uploadPrefix !== '') {
     let examined = 0;
     let page: Array<{ key: string; size: number; lastModified: Date }> = [];
     const settle = async (): Promise<void> => {
       const owned = await repository.findLiveStorageKeys(page.map((entry) => entry.key));
-      for (const entry of page) {
-        if ((claimsUnseen && entry.size === 0) || claims.has(entry.key) || (owned.has(entry.key) && !released.has(entry.key)) || !(entry.lastModified < staleBefore)) continue;
-        if (!dryRun) await storage.delete(entry.key);
-        orphanObjects += 1;
-      }
+      const orphans = page.filter(
+        (entry) =>
+          !((claimsUnseen && entry.size === 0) || claims.has(entry.key) || (owned.has(entry.key) && !released.has(entry.key)) || !(entry.lastModified < staleBefore)),
+      );
       page = [];
+      if (orphans.length === 0) return;
+      orphanObjects += orphans.length;
+      if (dryRun) return;
+      try {
+        await storage.deleteMany(orphans.map((entry) => entry.key));
+      } catch (error) {
+        if (!isStorageDeleteError(error)) throw error;
+        failures.push(...error.failures);
+      }
     };
     for await (const entry of storage.list(uploadPrefix, cursor.object === undefined ? {} : { startAfter: cursor.object })) {
       page.push(entry);
       examined += 1;
-      if (page.length >= 100) await settle();
+      if (page.length >= ORPHAN_PAGE_SIZE) await settle();
       if (examined >= limit) {
         next.object = entry.key;
         break;
@@ -134,19 +148,22 @@ export async function reconcileUploads(deps: ReconcileDeps, options: ReconcileOp
   }
 
   // 4. Live records whose object is gone.
-  let missingObjects = 0;
   const after = cursor.record === undefined ? undefined : { createdAt: new Date(cursor.record.createdAt), id: cursor.record.id };
   const live = await repository.listFiles({ limit, statuses: ['stored', 'processed'], ...(after === undefined ? {} : { after }) });
-  for (const file of live) {
-    if (!(await isMissing(storage, file))) continue;
-    missingObjects += 1;
-    if (!dryRun) {
-      await repository.updateFile(
-        file.id,
-        { status: 'failed', errorCode: 'object_missing', errorMessage: `The stored object "${file.storageKey}" is gone; found by reconcile().` },
-        { expectedStatus: file.status, now },
-      );
-    }
+  // A few HEADs at a time, in the page's order.
+  const gone = new Array<boolean>(live.length).fill(false);
+  let taken = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = taken++; i < live.length; i = taken++) gone[i] = await isMissing(storage, live[i] as UploadFile);
+  };
+  await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, live.length) }, worker));
+  const missing = live.filter((_, i) => gone[i]).map((file) => file.id);
+  if (!dryRun && missing.length > 0) {
+    await repository.failFiles(
+      missing,
+      { code: 'object_missing', message: 'The stored object (at the record\'s storageKey) is gone; found by reconcile().' },
+      { expectedStatuses: ['stored', 'processed'], now },
+    );
   }
   const last = live.at(-1);
   if (live.length >= limit && last !== undefined) next.record = { createdAt: last.createdAt.toISOString(), id: last.id };
@@ -157,7 +174,8 @@ export async function reconcileUploads(deps: ReconcileDeps, options: ReconcileOp
     interruptedUploads: stale.length,
     pendingWrites,
     orphanObjects,
-    missingObjects,
+    missingObjects: missing.length,
+    failures,
     ...(more ? { cursor: Buffer.from(JSON.stringify(next)).toString('base64url') } : {}),
   };
 }

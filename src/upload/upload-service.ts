@@ -5,7 +5,7 @@ import { isStorageAbortedError } from '../errors.js';
 import { alternativeName, getValidName } from '../keys.js';
 import type { Storage, StorageContent, StorageUrl, UrlOptions } from '../types.js';
 import { InvalidTransitionError, UploadFailedError, UploadNotFoundError, isStorageKeyTakenError } from './errors.js';
-import type { FileExpiringPayload, FileStoredPayload, UploadBatch, UploadErrorCode, UploadFile, UploadFileStatus } from './model.js';
+import type { UploadBatch, UploadErrorCode, UploadFile, UploadFileStatus } from './model.js';
 import {
   DEFAULT_ATTACHMENT_TYPES,
   DEFAULT_MAX_SIZE_BYTES,
@@ -15,6 +15,8 @@ import {
   type UploadServiceOptions,
 } from './options.js';
 import type { UnitOfWork, UploadRepository } from './ports.js';
+import { cleanupExpiredFiles, notifyExpiringFiles, type CleanupOptions, type CleanupReport } from './expiry.js';
+import { AGGREGATE_TYPE, fileStoredPayload } from './payloads.js';
 import { reconcileUploads, type ReconcileOptions, type ReconcileReport } from './reconcile.js';
 
 export interface UploadServiceDeps extends UploadServiceOptions {
@@ -40,14 +42,13 @@ export interface CreateUploadFileInput {
   onProgress?: (bytesRead: number) => void;
 }
 
-export const AGGREGATE_TYPE = 'UploadFile';
+export { AGGREGATE_TYPE } from './payloads.js';
 
 class FileTooLarge extends Error {
   override name = 'FileTooLarge';
 }
 
 const LIVE: UploadFileStatus[] = ['stored', 'processed'];
-const ALL: UploadFileStatus[] = ['uploading', 'stored', 'processed', 'failed', 'deleted'];
 const HOUR = 3600_000;
 
 /**
@@ -220,7 +221,7 @@ export class UploadService {
           { expectedStatus: 'uploading', now: this.#clock() },
         );
         if (stored === undefined) throw new Error(`upload file ${file.id} is no longer uploading`);
-        await tx.outbox.emit({ aggregateType: AGGREGATE_TYPE, aggregateId: file.id, eventType: 'file.stored', payload: { ...this.#payload(stored, shared) } });
+        await tx.outbox.emit({ aggregateType: AGGREGATE_TYPE, aggregateId: file.id, eventType: 'file.stored', payload: { ...fileStoredPayload(stored, shared) } });
         return stored;
       });
     } catch (error) {
@@ -238,19 +239,6 @@ export class UploadService {
     const failed = await this.#repository.updateFile(id, { status: 'failed', errorCode: code, errorMessage: message }, { now: this.#clock() });
     if (failed === undefined) throw new UploadNotFoundError('file', id);
     return failed;
-  }
-
-  #payload(file: UploadFile, shared: StorageUrl): FileStoredPayload {
-    return {
-      file_id: file.id,
-      original_filename: file.originalFilename,
-      content_type: file.contentType,
-      size_bytes: file.sizeBytes,
-      sha256: file.sha256,
-      url: shared.url,
-      storage_key: file.storageKey,
-      ...(shared.expiresAt === undefined ? {} : { url_expires_at: shared.expiresAt.toISOString() }),
-    };
   }
 
   async #get(id: string): Promise<UploadFile> {
@@ -316,25 +304,19 @@ export class UploadService {
   }
 
   /**
-   * Delete the objects and records of files older than the TTL, up to `batchSize` per call,
-   * including `uploading` records left by a crash mid-upload. Returns how many were deleted
-   * and how many expired ones remain for the next call.
+   * Delete the objects and records of files older than the TTL, in any status (including
+   * `uploading` records left by a crash mid-upload), up to `batchSize` per call, a page of up
+   * to 1,000 at a time: one query, one `storage.deleteMany()` and one batched record delete
+   * per page. A file whose object cannot be deleted is kept and reported in `failures`; the
+   * next call tries it again. Only objects that live files hold are deleted; what a failed
+   * upload may have left is an orphan for `reconcile()`.
+   * @example
+   * let report = await uploads.cleanupExpiredUploadFiles()
+   * while (report.remaining > report.failures.length && report.deleted > 0) report = await uploads.cleanupExpiredUploadFiles()
    */
-  async cleanupExpiredUploadFiles(options: { ttlHours?: number; batchSize?: number } = {}): Promise<{ deleted: number; remaining: number }> {
-    const query = { createdBefore: new Date(this.#clock().getTime() - (options.ttlHours ?? this.#ttlHours) * HOUR), statuses: ALL };
-    const files = await this.#repository.findFiles({ ...query, limit: options.batchSize ?? 1000 });
-    let deleted = 0;
-    for (const file of files) {
-      // A stale `uploading` record names the key it meant to use; if that name was taken, the
-      // object there belongs to another record and must survive.
-      const others = file.storageKey === '' ? [] : await this.#repository.findFilesByStorageKey(file.storageKey);
-      if (file.storageKey !== '' && !others.some((o) => o.id !== file.id && o.status !== 'deleted')) {
-        await this.#storage.delete(file.storageKey);
-      }
-      await this.#repository.deleteFile(file.id);
-      deleted += 1;
-    }
-    return { deleted, remaining: await this.#repository.countFiles(query) };
+  async cleanupExpiredUploadFiles(options: CleanupOptions = {}): Promise<CleanupReport> {
+    const expiredBefore = new Date(this.#clock().getTime() - (options.ttlHours ?? this.#ttlHours) * HOUR);
+    return cleanupExpiredFiles({ storage: this.#storage, repository: this.#repository, expiredBefore }, options);
   }
 
   /**
@@ -358,25 +340,13 @@ export class UploadService {
 
   /** Emit `file.expiring` once per live file that expires within `notifyHours`. */
   async notifyExpiringFiles(options: { ttlHours?: number; notifyHours?: number } = {}): Promise<{ notified: number; skipped: number }> {
-    const ttl = (options.ttlHours ?? this.#ttlHours) * HOUR;
-    const now = this.#clock().getTime();
-    const files = await this.#repository.findFiles({
-      createdFrom: new Date(now - ttl),
-      createdBefore: new Date(now - ttl + (options.notifyHours ?? this.#notifyHours) * HOUR),
-      statuses: LIVE,
-      limit: Number.MAX_SAFE_INTEGER,
+    return notifyExpiringFiles({
+      repository: this.#repository,
+      unitOfWork: this.#unitOfWork,
+      now: this.#clock(),
+      ttlMs: (options.ttlHours ?? this.#ttlHours) * HOUR,
+      notifyMs: (options.notifyHours ?? this.#notifyHours) * HOUR,
+      shareUrl: (file) => this.getFileUrl(file.id),
     });
-    let notified = 0;
-    let skipped = 0;
-    for (const file of files) {
-      const shared = await this.getFileUrl(file.id);
-      const payload: FileExpiringPayload = { ...this.#payload(file, shared), expires_at: new Date(file.createdAt.getTime() + ttl).toISOString() };
-      const result = await this.#unitOfWork.transaction((tx) =>
-        tx.outbox.emit({ aggregateType: AGGREGATE_TYPE, aggregateId: file.id, eventType: 'file.expiring', payload: { ...payload } }),
-      );
-      if (result.duplicate) skipped += 1;
-      else notified += 1;
-    }
-    return { notified, skipped };
   }
 }

@@ -168,7 +168,7 @@ async function snapshot(b: Backend) {
   return { objects: objects.sort(), pending: pending.sort(), records: [...records].sort((x, y) => x.id.localeCompare(y.id)) };
 }
 
-const zeros = (dryRun: boolean): ReconcileReport => ({ dryRun, interruptedUploads: 0, pendingWrites: 0, orphanObjects: 0, missingObjects: 0 });
+const zeros = (dryRun: boolean): ReconcileReport => ({ dryRun, interruptedUploads: 0, pendingWrites: 0, orphanObjects: 0, missingObjects: 0, failures: [] });
 
 /** Run reconcile with `limit` until it returns no cursor; the reports of every call. */
 async function reconcileAll(service: UploadService, limit: number): Promise<ReconcileReport[]> {
@@ -239,7 +239,7 @@ function reconcileSuite(factory: BackendFactory): void {
     if (b.ageable) await storage.save(youngKey, patternStream(512, 4));
 
     const pendingLeftovers = crashedWrites.length;
-    const expected = { interruptedUploads: 2, pendingWrites: pendingLeftovers, orphanObjects: 2, missingObjects: 1 };
+    const expected = { interruptedUploads: 2, pendingWrites: pendingLeftovers, orphanObjects: 2, missingObjects: 1, failures: [] };
     const before = await snapshot(b);
     expect(before.pending).toEqual([...crashedWrites, ...outsideWrites, ...youngWrites].sort());
 

@@ -10,6 +10,8 @@ import {
   MemoryStorage,
   MemoryUploadStore,
   StorageAbortedError,
+  StorageDeleteError,
+  StoragePermissionError,
   UploadFailedError,
   UploadNotFoundError,
   UploadService,
@@ -341,13 +343,56 @@ describe('UploadService', () => {
       now = new Date(T0.getTime() + 23 * 3600_000);
       const fresh = await svc.createUploadFile({ content: 'fresh', filename: 'fresh.txt' });
       now = new Date(T0.getTime() + 25 * 3600_000);
-      expect(await svc.cleanupExpiredUploadFiles({ batchSize: 3 })).toEqual({ deleted: 3, remaining: 1 });
-      expect(await svc.cleanupExpiredUploadFiles({ batchSize: 3 })).toEqual({ deleted: 1, remaining: 0 });
-      expect(await svc.cleanupExpiredUploadFiles()).toEqual({ deleted: 0, remaining: 0 });
+      expect(await svc.cleanupExpiredUploadFiles({ batchSize: 3 })).toEqual({ deleted: 3, remaining: 1, failures: [] });
+      expect(await svc.cleanupExpiredUploadFiles({ batchSize: 3 })).toEqual({ deleted: 1, remaining: 0, failures: [] });
+      expect(await svc.cleanupExpiredUploadFiles()).toEqual({ deleted: 0, remaining: 0, failures: [] });
       expect(await keys(storage)).toEqual([fresh.storageKey]);
       expect(await store.repository.getFile('crashed')).toBeUndefined();
       for (const file of old) expect(await store.repository.getFile(file.id)).toBeUndefined();
       expect(await store.repository.getFile(fresh.id)).toMatchObject({ status: 'stored' });
+    });
+
+    it('goes page by page: one batched storage delete and one batched record delete per 1,000 files', async () => {
+      const calls = { deleteMany: 0, deleteFiles: 0, keys: 0 };
+      const counted = Object.create(storage) as MemoryStorage;
+      counted.deleteMany = async (keysToDelete, options) => {
+        calls.deleteMany += 1;
+        calls.keys += [...keysToDelete].length;
+        return storage.deleteMany(keysToDelete, options);
+      };
+      const repository = { ...store.repository };
+      repository.deleteFiles = async (ids) => {
+        calls.deleteFiles += 1;
+        return store.repository.deleteFiles(ids);
+      };
+      const svc = new UploadService({ storage: counted, repository, unitOfWork: store, clock: () => now, ttlHours: 24 });
+      for (let i = 0; i < 2100; i += 1) await svc.createUploadFile({ content: `file ${i}`, filename: `f${i}.txt` });
+      now = new Date(T0.getTime() + 25 * 3600_000);
+      expect(await svc.cleanupExpiredUploadFiles({ batchSize: 2500 })).toEqual({ deleted: 2100, remaining: 0, failures: [] });
+      expect(calls).toEqual({ deleteMany: 3, deleteFiles: 3, keys: 2100 });
+      expect(await keys(storage)).toEqual([]);
+    });
+
+    it('keeps and reports a file whose object cannot be deleted, deletes the rest, and retries it on the next call', async () => {
+      const svc = service({ ttlHours: 24 });
+      const files = await Promise.all([1, 2, 3].map((i) => svc.createUploadFile({ content: `old ${i}`, filename: `old${i}.txt` })));
+      const stuck = files[1] as (typeof files)[number];
+      const refusal = new StoragePermissionError(`Access denied deleting "${stuck.storageKey}".`, { key: stuck.storageKey });
+      let refuse = true;
+      const original = storage.deleteMany.bind(storage);
+      storage.deleteMany = async (keysToDelete, options) => {
+        const all = [...keysToDelete];
+        await original(all.filter((key) => !(refuse && key === stuck.storageKey)), options);
+        if (refuse && all.includes(stuck.storageKey)) throw new StorageDeleteError([{ key: stuck.storageKey, error: refusal }]);
+      };
+      now = new Date(T0.getTime() + 25 * 3600_000);
+      const report = await svc.cleanupExpiredUploadFiles();
+      expect(report).toEqual({ deleted: 2, remaining: 1, failures: [{ fileId: stuck.id, key: stuck.storageKey, error: refusal }] });
+      expect(await keys(storage)).toEqual([stuck.storageKey]);
+      expect(await store.repository.getFile(stuck.id)).toMatchObject({ status: 'stored' });
+      refuse = false;
+      expect(await svc.cleanupExpiredUploadFiles()).toEqual({ deleted: 1, remaining: 0, failures: [] });
+      expect(await keys(storage)).toEqual([]);
     });
 
     it('never deletes an object that another record owns when sweeping an expired failed record', async () => {
@@ -370,7 +415,7 @@ describe('UploadService', () => {
       const owner = await svc.createUploadFile({ content: 'keep me', filename: 'shared.txt' });
       expect(owner.storageKey).toBe('uploads/2026/11/shared.txt');
       now = new Date(T0.getTime() + 25 * 3600_000);
-      expect(await svc.cleanupExpiredUploadFiles()).toEqual({ deleted: 1, remaining: 0 });
+      expect(await svc.cleanupExpiredUploadFiles()).toEqual({ deleted: 1, remaining: 0, failures: [] });
       expect(await store.repository.getFile('failed-earlier')).toBeUndefined();
       expect(await text(await storage.open(owner.storageKey))).toBe('keep me');
     });
@@ -395,7 +440,7 @@ describe('UploadService', () => {
       const owner = await svc.createUploadFile({ content: 'keep me', filename: 'shared.txt' });
       expect(owner.storageKey).toMatch(/^uploads\/2026\/11\/shared_[a-zA-Z0-9]{7}\.txt$/u);
       now = new Date(T0.getTime() + 25 * 3600_000);
-      expect(await svc.cleanupExpiredUploadFiles()).toEqual({ deleted: 1, remaining: 0 });
+      expect(await svc.cleanupExpiredUploadFiles()).toEqual({ deleted: 1, remaining: 0, failures: [] });
       expect(await storage.exists('uploads/2026/11/shared.txt')).toBe(false);
       expect(await text(await storage.open(owner.storageKey))).toBe('keep me');
     });
