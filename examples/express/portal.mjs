@@ -124,6 +124,10 @@ export async function openPortal({ env = process.env, publicUrl, internalUrl = p
             `reconcile: ${repaired.interruptedUploads} interrupted, ${repaired.pendingWrites} pending writes, ${repaired.orphanObjects} orphans, ${repaired.missingObjects} missing`,
         );
       }
+      // Objects the storage would not delete: kept, and tried again on the next sweep.
+      for (const { key, error } of [...cleaned.failures, ...repaired.failures]) {
+        console.error(`[sweep] could not delete ${key}: ${error.message}`);
+      }
     } catch (error) {
       console.error(`[sweep] ${error instanceof Error ? error.message : String(error)}`);
     }
