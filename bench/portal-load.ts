@@ -101,7 +101,8 @@ async function runOnce(settings: S3Settings, bucket: string, budget: string, sce
 export async function benchPortalLoad(settings: S3Settings, bucket: string): Promise<void> {
   heading(9, 'The example portal under concurrent uploads (S3 on Ceph RGW, SQLite): peak RSS growth and throughput');
   const budgets = [
-    { label: 'default budget (256 MiB)', value: '256MiB' },
+    { label: 'default budget (64 MiB)', value: '64MiB' },
+    { label: 'budget 256MiB', value: '256MiB' },
     ...(process.env['BENCH_PORTAL_BUDGETS'] ?? '')
       .split(',')
       .filter((b) => b.trim() !== '')

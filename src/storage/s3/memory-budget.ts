@@ -30,8 +30,12 @@ interface Waiter {
   cleanup: () => void;
 }
 
-/** The default budget of an S3Storage, in bytes: 256 MiB. */
-export const DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024;
+/**
+ * The default budget of an S3Storage, in bytes: 64 MiB, eight 8 MiB parts in flight. On the
+ * bench machine it kept 32 concurrent uploads at the throughput of an unbounded portal
+ * (docs/performance.md, section 9).
+ */
+export const DEFAULT_MEMORY_BUDGET = 64 * 1024 * 1024;
 
 /**
  * A limit on the bytes of multipart parts held at once. A storage makes its own from its

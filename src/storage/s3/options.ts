@@ -95,7 +95,7 @@ interface S3StorageCommonOptions {
    * Buffers, strings and Uint8Arrays use their own bytes and reserve nothing. One save larger
    * than the whole budget still runs (alone). See docs/operations.md on sizing it.
    * Environment: `AWS_S3_MEMORY_BUDGET` (e.g. `256MiB`).
-   * @default 268435456 (256 MiB)
+   * @default 67108864 (64 MiB)
    * @example new S3Storage({ bucket: 'uploads', memoryBudget: 128 * 1024 * 1024 })
    */
   memoryBudget?: number | MemoryBudget;
