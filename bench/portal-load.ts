@@ -12,6 +12,7 @@ import { request } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { startPortal, type Portal } from '../test/helpers/portal.js';
 import { patternStream } from '../test/helpers/streams.js';
+import { S3Storage } from '../src/storage/s3/index.js';
 import type { S3Settings } from './util.js';
 import { MiB, fmt, heading, median, note, stop, table } from './util.js';
 
@@ -95,6 +96,19 @@ async function runOnce(settings: S3Settings, bucket: string, budget: string, sce
     return { growth: peak - before, mibPerSecond: (scenario.count * scenario.size) / MiB / seconds };
   } finally {
     await portal.stop();
+    // Remove what the run stored: the local Ceph keeps objects in memory (10 GiB by default),
+    // and a full round stores more than that.
+    const s3 = new S3Storage({
+      bucket,
+      endpoint: settings.endpoint,
+      region: settings.region,
+      credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
+      location: `portal-load-${round}`,
+    });
+    const keys: string[] = [];
+    for await (const entry of s3.list('')) keys.push(entry.key);
+    await s3.deleteMany(keys);
+    s3.destroy();
   }
 }
 

@@ -157,7 +157,11 @@ export interface CopyOptions {
 
 /** Options of {@link Storage.deleteMany}. */
 export interface DeleteManyOptions {
-  /** Stop sending further deletes; keys not yet deleted are reported as failed. */
+  /**
+   * Stop sending further deletes. Already aborted: nothing is deleted and a
+   * {@link StorageAbortedError} is thrown. Fired midway: the keys not confirmed deleted are
+   * reported as failed (see {@link Storage.deleteMany}).
+   */
   signal?: AbortSignal;
 }
 
@@ -213,6 +217,15 @@ export interface Storage {
    * {@link InvalidKeyError} and nothing is deleted. Keys that still fail after the backend's
    * retries are never dropped silently: the call rejects with a {@link StorageDeleteError}
    * whose `failures` name each of them (with its cause); every other key is gone.
+   *
+   * Aborting: a `signal` that is already aborted throws {@link StorageAbortedError} and nothing
+   * is deleted (after the keys are validated). One that fires midway stops further requests and
+   * rejects with a {@link StorageDeleteError} whose `failures` list every key not confirmed
+   * deleted, each with a {@link StorageAbortedError} (a key whose request was in flight may be
+   * gone already; deleting it again is harmless).
+   *
+   * Pass a list (array, Set, generator) of keys: a single string is refused with
+   * {@link InvalidKeyError} rather than read as its characters.
    * @example
    * try {
    *   await storage.deleteMany(['uploads/a.txt', 'uploads/b.txt'])

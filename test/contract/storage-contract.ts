@@ -335,6 +335,7 @@ export function storageContract(name: string, makeFixture: () => Promise<Storage
           ['stat', () => storage.stat(key)],
           ['exists', () => storage.exists(key)],
           ['delete', () => storage.delete(key)],
+          ['deleteMany', () => storage.deleteMany(['ok/existing.txt', key])],
           ['copy to', () => storage.copy('ok/existing.txt', key)],
           ['move to', () => storage.move('ok/existing.txt', key)],
           ['copy from', () => storage.copy(key, 'ok/copy.txt')],
@@ -349,6 +350,8 @@ export function storageContract(name: string, makeFixture: () => Promise<Storage
           expect(isInvalidKeyError(error), operation).toBe(true);
           expect(error, operation).toMatchObject({ code: 'E_INVALID_KEY' });
         }
+        // deleteMany validated every key before deleting the valid one.
+        expect(await storage.exists('ok/existing.txt')).toBe(true);
         await storage.delete('ok/existing.txt');
         await expectNothingLeft(fixture);
       });
@@ -387,6 +390,71 @@ export function storageContract(name: string, makeFixture: () => Promise<Storage
         expect(await list('')).toEqual([...keys].sort());
         expect(await list('none/')).toEqual([]);
         for await (const entry of storage.list('a/b/c/')) expect(entry).toMatchObject({ key: 'a/b/c/4.txt', size: 11 });
+      });
+    });
+
+    describe('deleteMany', () => {
+      const listAll = async (prefix: string): Promise<string[]> => {
+        const keys: string[] = [];
+        for await (const entry of storage.list(prefix)) keys.push(entry.key);
+        return keys.sort();
+      };
+      const saveAll = async (keys: readonly string[]): Promise<void> => {
+        await Promise.all(keys.map((key) => storage.save(key, `body of ${key}`)));
+      };
+
+      it('deletes exactly the listed keys, not keys they are a prefix of or that are a prefix of them', async () => {
+        await saveAll(['dm/a', 'dm/ab', 'dm/abc', 'dm/sub/c.txt', 'dm/sub/d.txt', 'dm/keep.txt']);
+        await storage.deleteMany(['dm/ab', 'dm/sub/c.txt']);
+        expect(await listAll('dm/')).toEqual(['dm/a', 'dm/abc', 'dm/keep.txt', 'dm/sub/d.txt']);
+        expect(await text(await storage.open('dm/abc'))).toBe('body of dm/abc');
+      });
+
+      it('takes missing keys, duplicates and any iterable of keys in its stride', async () => {
+        await saveAll(['dm/x.txt', 'dm/y.txt', 'dm/z.txt']);
+        await expect(storage.deleteMany(['dm/x.txt', 'dm/x.txt', 'dm/missing.txt', 'nowhere/at/all.txt', 'dm/x.txt'])).resolves.toBeUndefined();
+        expect(await listAll('dm/')).toEqual(['dm/y.txt', 'dm/z.txt']);
+        await storage.deleteMany(new Set(['dm/y.txt']));
+        await storage.deleteMany(
+          (function* () {
+            yield 'dm/z.txt';
+            yield 'dm/z.txt';
+          })(),
+        );
+        await expectNothingLeft(fixture);
+      });
+
+      it('does nothing for an empty list', async () => {
+        await saveAll(['dm/kept.txt']);
+        await expect(storage.deleteMany([])).resolves.toBeUndefined();
+        expect(await listAll('dm/')).toEqual(['dm/kept.txt']);
+      });
+
+      it('throws InvalidKeyError for an invalid key (or a bare string) and deletes nothing', async () => {
+        const keys = ['dm/first.txt', 'dm/second.txt'];
+        await saveAll(keys);
+        for (const input of [['dm/first.txt', '../escape.txt', 'dm/second.txt'], ['dm/first.txt', 'dm//double.txt'], 'dm/first.txt']) {
+          const error = await storage.deleteMany(input).catch((e: unknown) => e);
+          expect(error, JSON.stringify(input)).toBeInstanceOf(InvalidKeyError);
+          expect(error).toMatchObject({ code: 'E_INVALID_KEY' });
+        }
+        expect(await listAll('dm/')).toEqual(keys);
+      });
+
+      it('throws StorageAbortedError for an already-aborted signal and deletes nothing', async () => {
+        await saveAll(['dm/a.txt', 'dm/b.txt']);
+        const error = await storage.deleteMany(['dm/a.txt', 'dm/b.txt'], { signal: AbortSignal.abort() }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(StorageAbortedError);
+        expect(error).toMatchObject({ code: 'E_ABORTED' });
+        expect(await listAll('dm/')).toEqual(['dm/a.txt', 'dm/b.txt']);
+      });
+
+      it('deletes more keys than it sends at once (Unicode keys too), leaving nothing behind', async () => {
+        const keys = Array.from({ length: 45 }, (_, i) => `dm/many/${i % 3 === 0 ? 'résumé 报告' : 'file'}-${i}.txt`);
+        await saveAll(keys);
+        expect(await listAll('dm/many/')).toHaveLength(45);
+        await storage.deleteMany(keys);
+        await expectNothingLeft(fixture);
       });
     });
 

@@ -20,6 +20,7 @@
  */
 import { Agent, createServer, request as httpRequest } from 'node:http';
 import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
+import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
@@ -135,6 +136,14 @@ export function s3Operation(req: { method: string; url: string; headers: Incomin
  * - `status`: answer at once with `status` and an S3 XML error body
  *   (`<Error><Code>code</Code><Message>message</Message>…</Error>`), forwarding nothing.
  * - `reset`: reset the client's connection as soon as the request head arrives, forwarding nothing.
+ * - `delete-errors` (DeleteObjects only): make the server fail to delete some keys, as a server
+ *   answering `<Error>` entries for them would. The proxy takes those keys out of the request body
+ *   (so the server keeps their objects), fixes `Content-MD5` (if sent), the length and
+ *   `x-amz-content-sha256`, drops the CRC32 headers, re-signs with `sign`, forwards the rest, and
+ *   adds one `<Error><Key/><Code/><Message/></Error>` per key taken out to the server's
+ *   DeleteResult. Keys are full object keys (with any location prefix). A request naming none of
+ *   them is forwarded unchanged (it still counts as fired); one naming only them is answered by the
+ *   proxy, forwarding nothing. No real server can be made to fail one key of a batch on demand.
  */
 export type Fault =
   | { kind: 'reset-after'; bytes: number }
@@ -142,7 +151,36 @@ export type Fault =
   | { kind: 'stall'; ms: number }
   | { kind: 'stall-response'; ms: number }
   | { kind: 'status'; status: number; code: string; message?: string }
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  | DeleteErrorsFault;
+
+/** One key the `delete-errors` fault makes the server fail to delete, and the error it reports. */
+export interface InjectedDeleteError {
+  /** The full object key, as it appears in the DeleteObjects body. */
+  key: string;
+  /** The per-key error code, e.g. `InternalError` (transient) or `AccessDenied`. */
+  code: string;
+  /** @default a stock message for the code */
+  message?: string;
+}
+
+/** What `delete-errors` hands its signer: the rewritten request (headers lower-case, `host` included). */
+export interface SignableRequest {
+  method: string;
+  /** Path and query, as the client sent them. */
+  url: string;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** Signs a rewritten request: returns its headers with a fresh SigV4 `authorization` and `x-amz-date`. */
+export type RequestSigner = (request: SignableRequest) => Promise<Record<string, string>>;
+
+export interface DeleteErrorsFault {
+  kind: 'delete-errors';
+  errors: ReadonlyArray<InjectedDeleteError>;
+  sign: RequestSigner;
+}
 
 /** What a rule's predicate and the log see of a request (headers as Node parsed them, lower-case). */
 export interface RequestInfo {
@@ -198,6 +236,15 @@ const DEFAULT_MESSAGES: Record<string, string> = {
   NoSuchUpload: 'The specified multipart upload does not exist.',
   AccessDenied: 'Access Denied',
 };
+
+const xmlUnescape = (text: string): string =>
+  text.replace(/&(lt|gt|amp|apos|quot|#x[0-9a-fA-F]+|#[0-9]+);/gu, (_, name: string) =>
+    name.startsWith('#x')
+      ? String.fromCodePoint(Number.parseInt(name.slice(2), 16))
+      : name.startsWith('#')
+        ? String.fromCodePoint(Number(name.slice(1)))
+        : ({ lt: '<', gt: '>', amp: '&', apos: "'", quot: '"' } as Record<string, string>)[name] ?? name,
+  );
 
 const xmlEscape = (text: string): string =>
   text.replace(/[<>&'"]/gu, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c] ?? c);
@@ -575,7 +622,122 @@ export class FaultProxy {
       case 'reset-after':
         this.#forward(exchange, (upRes) => this.#relay(exchange, upRes), fault.bytes);
         return;
+      case 'delete-errors':
+        this.#deleteErrors(exchange, fault);
+        return;
     }
+  }
+
+  /** The `delete-errors` fault: see {@link Fault}. */
+  #deleteErrors(exchange: Exchange, fault: DeleteErrorsFault): void {
+    const { req, res, entry } = exchange;
+    if (entry.op !== 'DeleteObjects') {
+      this.#forward(exchange, (upRes) => this.#relay(exchange, upRes));
+      return;
+    }
+    // Node leaves `Expect: 100-continue` to us: ask for the body, which we need whole.
+    if (header(req.headers, 'expect')?.toLowerCase() === '100-continue') res.writeContinue();
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      if (exchange.gone) return;
+      const original = Buffer.concat(chunks);
+      const failing = new Map(fault.errors.map((error) => [error.key, error]));
+      const taken: InjectedDeleteError[] = [];
+      let left = 0;
+      const xml = original.toString('utf8').replace(/<Object>([\s\S]*?)<\/Object>/gu, (block: string, inner: string) => {
+        const key = xmlUnescape(/<Key>([\s\S]*?)<\/Key>/u.exec(inner)?.[1] ?? '');
+        const error = failing.get(key);
+        if (error === undefined) {
+          left += 1;
+          return block;
+        }
+        taken.push(error);
+        return '';
+      });
+      const errorsXml = taken
+        .map(
+          (error) =>
+            `<Error><Key>${xmlEscape(error.key)}</Key><Code>${xmlEscape(error.code)}</Code>` +
+            `<Message>${xmlEscape(error.message ?? DEFAULT_MESSAGES[error.code] ?? error.code)}</Message></Error>`,
+        )
+        .join('');
+      if (left === 0) {
+        this.#answer(exchange, 200, [['Content-Type', 'application/xml']], Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${errorsXml}</DeleteResult>`));
+        return;
+      }
+      const body = taken.length === 0 ? original : Buffer.from(xml);
+      const headers: Record<string, string> = {};
+      for (const [name, value] of endToEnd(req.rawHeaders, new Set(['expect', 'trailer']))) headers[name.toLowerCase()] = value;
+      const forward = (sent: Record<string, string>): void =>
+        this.#forwardBuffered(exchange, sent, body, (upRes, answer) => {
+          let out = answer;
+          if (taken.length > 0 && upRes.statusCode === 200) {
+            const text = answer.toString('utf8');
+            out = Buffer.from(
+              /<DeleteResult[^>]*\/>/u.test(text)
+                ? text.replace(/<DeleteResult([^>]*?)\s*\/>/u, `<DeleteResult$1>${errorsXml}</DeleteResult>`)
+                : text.replace('</DeleteResult>', `${errorsXml}</DeleteResult>`),
+            );
+          }
+          this.#answer(exchange, upRes.statusCode ?? 502, endToEnd(upRes.rawHeaders, new Set(['content-length', 'trailer'])), out);
+        });
+      if (taken.length === 0) {
+        forward(headers);
+        return;
+      }
+      const hadMd5 = headers['content-md5'] !== undefined;
+      for (const name of Object.keys(headers)) {
+        if (/^(authorization|x-amz-date|content-length|content-md5|x-amz-content-sha256|x-amz-checksum-.*|x-amz-sdk-checksum-algorithm)$/u.test(name)) delete headers[name];
+      }
+      headers['content-length'] = String(body.length);
+      headers['x-amz-content-sha256'] = createHash('sha256').update(body).digest('hex');
+      if (hadMd5) headers['content-md5'] = createHash('md5').update(body).digest('base64');
+      fault.sign({ method: req.method ?? 'POST', url: req.url ?? '/', headers, body }).then(forward, (error: unknown) => {
+        entry.error = `could not re-sign: ${String(error)}`;
+        this.#answerError(exchange, 500, 'InternalError', entry.error);
+      });
+    });
+  }
+
+  /** Send a buffered request upstream; hand over the upstream's status, headers and whole body. */
+  #forwardBuffered(exchange: Exchange, headers: Record<string, string>, body: Buffer, onResponse: (upRes: IncomingMessage, body: Buffer) => void): void {
+    const { req, res, entry } = exchange;
+    if (exchange.gone) return;
+    const up = httpRequest({
+      host: this.#upstream.host,
+      port: this.#upstream.port,
+      method: req.method ?? 'POST',
+      path: req.url ?? '/',
+      headers,
+      setHost: false,
+      agent: this.#agent,
+    });
+    exchange.upstreamReq = up;
+    up.on('response', (upRes) => {
+      exchange.upstreamRes = upRes;
+      upRes.on('error', () => undefined);
+      const parts: Buffer[] = [];
+      upRes.on('data', (chunk: Buffer) => parts.push(chunk));
+      upRes.on('end', () => {
+        if (!exchange.gone) onResponse(upRes, Buffer.concat(parts));
+      });
+    });
+    up.on('error', (error: NodeJS.ErrnoException) => {
+      if (exchange.gone || exchange.ended) return;
+      entry.error = `upstream: ${error.message}`;
+      if (!res.headersSent) this.#answerError(exchange, 502, 'BadGateway', entry.error);
+      else exchange.abort();
+    });
+    up.end(body);
+  }
+
+  /** Answer with `status`, the given headers and `body` (its length set here). */
+  #answer(exchange: Exchange, status: number, headers: Array<[string, string]>, body: Buffer): void {
+    const { res, entry } = exchange;
+    entry.status = status;
+    res.writeHead(status, [...headers, ['Content-Length', String(body.length)]].flat());
+    res.end(body);
   }
 
   /** Answer with an S3 XML error, forwarding nothing. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ObjectNotFoundError } from '../../errors.js';
+import { InvalidKeyError, ObjectNotFoundError, StorageAbortedError } from '../../errors.js';
 import {
   ByteCounter,
   claimAvailableName,
@@ -17,6 +17,7 @@ import {
 import { validateKey, validatePrefix } from '../../keys.js';
 import type {
   CopyOptions,
+  DeleteManyOptions,
   ListEntry,
   ListOptions,
   ObjectStat,
@@ -166,6 +167,14 @@ export class MemoryStorage implements Storage {
   async delete(key: string): Promise<void> {
     validateKey(key);
     this.#objects.delete(key);
+  }
+
+  async deleteMany(keys: Iterable<string>, options: DeleteManyOptions = {}): Promise<void> {
+    if (typeof keys === 'string') throw new InvalidKeyError(keys, 'deleteMany() takes a list of keys, not one string: wrap it, deleteMany([key])');
+    // Every key is checked before the first is deleted.
+    const unique = new Set(Array.from(keys, (key) => validateKey(key)));
+    if (options.signal?.aborted === true) throw new StorageAbortedError(undefined, { cause: options.signal.reason });
+    for (const key of unique) this.#objects.delete(key);
   }
 
   async *list(prefix = '', options: ListOptions = {}): AsyncIterable<ListEntry> {

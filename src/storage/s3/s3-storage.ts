@@ -14,6 +14,7 @@ import { ObjectNotFoundError } from '../../errors.js';
 import { encodeKeyForUrl, validateKey, validatePrefix } from '../../keys.js';
 import type {
   CopyOptions,
+  DeleteManyOptions,
   ListEntry,
   ListOptions,
   ObjectStat,
@@ -27,9 +28,11 @@ import type {
   StorageUrl,
   UrlOptions,
 } from '../../types.js';
+import { S3BatchDelete } from './delete-many.js';
 import { toStorageError } from './errors.js';
 import { DEFAULT_CLEANUP_TIMEOUT, DEFAULT_PART_SIZE, type S3StorageOptions } from './options.js';
 import { checkOptions, createClient } from './config.js';
+import { DEFAULT_MEMORY_BUDGET, MemoryBudget } from './memory-budget.js';
 import { listPendingWrites, removePendingWrite, type BucketPlace } from './pending-writes.js';
 import { ShareUrls, toObjectStat } from './share-urls.js';
 import { CLAIM_METADATA, S3Writer, type ConditionalWrites, type WriteParams } from './write-protocol.js';
@@ -60,6 +63,7 @@ export class S3Storage implements Storage {
   readonly #fileOverwrite: boolean;
   readonly #writeDefaults: WriteParams;
   readonly #writer: S3Writer;
+  readonly #budget: MemoryBudget;
   readonly #urls: ShareUrls;
 
   constructor(options: S3StorageOptions) {
@@ -75,12 +79,14 @@ export class S3Storage implements Storage {
       ...options.objectParameters,
       ...(options.defaultAcl === undefined ? {} : { ACL: options.defaultAcl }),
     };
+    this.#budget = options.memoryBudget instanceof MemoryBudget ? options.memoryBudget : new MemoryBudget(options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
     this.#writer = new S3Writer({
       client: this.#client,
       bucket: this.#bucket,
       prefix: this.#prefix,
       partSize: options.partSize ?? DEFAULT_PART_SIZE,
       queueSize: options.queueSize ?? 4,
+      budget: this.#budget,
       noOverwrite: options.noOverwrite ?? 'conditional',
       cleanupTimeoutMs: options.cleanupTimeout ?? DEFAULT_CLEANUP_TIMEOUT,
     });
@@ -104,6 +110,11 @@ export class S3Storage implements Storage {
    */
   get conditionalWrites(): ConditionalWrites {
     return this.#writer.conditionalWrites;
+  }
+
+  /** The memory budget of this storage's streamed saves (shared when one was given). */
+  get memoryBudget(): MemoryBudget {
+    return this.#budget;
   }
 
   /** Wait for the clean-ups that aborted saves left running in the background. */
@@ -212,6 +223,15 @@ export class S3Storage implements Storage {
       const translated = this.#error(error, 'delete', key);
       if (!(translated instanceof ObjectNotFoundError)) throw translated;
     }
+  }
+
+  /** Created on first use; remembers whether the server has DeleteObjects (see delete-many.ts). */
+  #batchDelete: S3BatchDelete | undefined;
+
+  /** DeleteObjects of up to 1,000 keys each, a few at a time (see delete-many.ts). */
+  async deleteMany(keys: Iterable<string>, options: DeleteManyOptions = {}): Promise<void> {
+    this.#batchDelete ??= new S3BatchDelete(this.#place);
+    await this.#batchDelete.deleteMany(keys, options.signal);
   }
 
   async *list(prefix = '', options: ListOptions = {}): AsyncIterable<ListEntry> {
