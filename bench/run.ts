@@ -1,23 +1,27 @@
 /**
  * `npm run bench [-- names…]`: every benchmark (or only the named ones: s3-save, s3-small,
- * presign, fs, rss, relay; s3-save includes the breakdown) against the local S3 server, each ours vs a
+ * presign, fs, rss, relay, memory-store; s3-save includes the breakdown) against the local S3 server, each ours vs a
  * baseline measured in this same run.
  * Needs `bash scripts/s3-server.sh start`. BENCH_ROUNDS sets the measured rounds (default 5).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { measureLocalSteps, reportBreakdown } from './breakdown.js';
+import { benchCleanup } from './cleanup.js';
 import { benchFsSave } from './fs-save.js';
+import { benchMemoryStore } from './memory-store.js';
 import { benchPresign } from './presign.js';
 import { benchRelay } from './relay.js';
+import { benchPortalLoad } from './portal-load.js';
 import { benchRss } from './rss.js';
 import { adminClient, benchStorage, createBenchBucket, deleteBenchBucket } from './s3-bucket.js';
 import { benchS3Save } from './s3-save.js';
 import { benchS3Small } from './s3-small.js';
-import { ROUNDS, printReport, s3Settings, stop } from './util.js';
+import { ROOT, ROUNDS, printReport, s3Settings, stop } from './util.js';
 
-const ALL = ['presign', 'fs', 's3-save', 's3-small', 'rss', 'relay'];
+const ALL = ['presign', 'fs', 's3-save', 's3-small', 'rss', 'relay', 'memory-store', 'portal-load', 'cleanup'];
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;
 const unknown = wanted.filter((name) => !ALL.includes(name));
 if (unknown.length > 0) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; pick from ${ALL.join(', ')}`);
@@ -39,8 +43,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 let bucket: string | undefined;
 let dir: string | undefined;
-// The relay and import-cost benchmarks need no S3 server: make the bucket only for those that do.
-const needsS3 = wanted.some((name) => ['presign', 's3-save', 's3-small', 'rss'].includes(name));
+// The relay, memory-store and import-cost benchmarks need no S3 server: make the bucket only for those that do.
+const needsS3 = wanted.some((name) => ['presign', 's3-save', 's3-small', 'rss', 'portal-load'].includes(name));
 try {
   if (needsS3) {
     bucket = await createBenchBucket(admin).catch((error: unknown) => {
@@ -58,6 +62,7 @@ try {
   };
   if (step('presign')) await benchPresign(storage);
   if (step('fs')) await benchFsSave(dir);
+  if (step('memory-store')) await benchMemoryStore();
   if (step('s3-save')) {
     const local = await measureLocalSteps();
     reportBreakdown(local, await benchS3Save(storage));
@@ -65,6 +70,13 @@ try {
   if (step('s3-small')) await benchS3Small(storage);
   if (step('rss')) await benchRss({ s3: { bucket: bucket ?? '' }, fsDir: dir });
   if (step('relay')) await benchRelay();
+  if (step('portal-load')) {
+    // The portal runs the built package, as a user's app would.
+    execFileSync(process.execPath, [path.join(ROOT, 'scripts/build-if-stale.mjs')], { stdio: 'inherit' });
+    await benchPortalLoad(settings, bucket ?? '');
+  }
+  // Last: it deletes thousands of objects, whose garbage collection keeps the S3 server busy for a while.
+  if (step('cleanup')) await benchCleanup(settings);
   storage.destroy();
 } catch (error) {
   if (!stop.signal.aborted) throw error;

@@ -3,7 +3,7 @@
  * commits on its own) or over one transaction's connection.
  */
 import { StorageKeyTakenError } from '../upload/errors.js';
-import type { UploadBatch, UploadFile } from '../upload/model.js';
+import type { UploadBatch, UploadErrorCode, UploadFile, UploadFileStatus } from '../upload/model.js';
 import {
   defaultIdempotencyKey,
   heldStorageKey,
@@ -176,6 +176,37 @@ export class PostgresView implements UploadRepository, OutboxEmitter {
   async deleteFile(id: string): Promise<void> {
     if (!isUuid(id)) return;
     await this.db.query(`DELETE FROM ${this.s}.upload_file WHERE id = $1`, [id]);
+  }
+
+  async deleteFiles(ids: readonly string[]): Promise<number> {
+    // Ids that are not uuids cannot exist (and would fail the cast).
+    const uuids = ids.filter(isUuid);
+    if (uuids.length === 0) return 0;
+    // One statement for any number of ids: an array parameter, searched in the primary key.
+    const { rowCount } = await this.db.query(`DELETE FROM ${this.s}.upload_file WHERE id = ANY($1::uuid[])`, [uuids]);
+    return rowCount ?? 0;
+  }
+
+  async failFiles(
+    ids: readonly string[],
+    error: { code: UploadErrorCode; message: string },
+    options: { expectedStatuses?: readonly UploadFileStatus[]; now?: Date } = {},
+  ): Promise<string[]> {
+    const uuids = ids.filter(isUuid);
+    if (uuids.length === 0 || options.expectedStatuses?.length === 0) return [];
+    const values: unknown[] = [uuids, error.code, error.message, options.now ?? new Date()];
+    let where = 'id = ANY($1::uuid[])';
+    if (options.expectedStatuses !== undefined) {
+      values.push(options.expectedStatuses);
+      where += ` AND status = ANY($${values.length}::text[])`;
+    }
+    // A compare-and-set per row, as in updateFile. A failed file holds no key, so this never
+    // meets the live storage-key index (no savepoint needed).
+    const { rows } = await this.db.query<{ id: string }>(
+      `UPDATE ${this.s}.upload_file SET status = 'failed', error_code = $2, error_message = $3, updated_at = $4 WHERE ${where} RETURNING id`,
+      values,
+    );
+    return rows.map((row) => row.id);
   }
 
   async listBatchFiles(batchId: string): Promise<UploadFile[]> {

@@ -83,6 +83,8 @@ export class SqliteUploadStore implements UnitOfWork, OutboxStore {
       getFile: (id) => q(() => view.getFile(id)),
       updateFile: (id, patch, opts) => q(() => view.updateFile(id, patch, opts)),
       deleteFile: (id) => q(() => view.deleteFile(id)),
+      deleteFiles: (ids) => q(() => view.deleteFiles(ids)),
+      failFiles: (ids, error, opts) => q(() => view.failFiles(ids, error, opts)),
       listBatchFiles: (batchId) => q(() => view.listBatchFiles(batchId)),
       findFiles: (query) => q(() => view.findFiles(query)),
       countFiles: (query) => q(() => view.countFiles(query)),

@@ -4,7 +4,7 @@
  * inside its transaction or on their own.
  */
 import { StorageKeyTakenError } from '../upload/errors.js';
-import type { UploadBatch, UploadFile } from '../upload/model.js';
+import type { UploadBatch, UploadErrorCode, UploadFile, UploadFileStatus } from '../upload/model.js';
 import type { EmitResult, FilePage, FileQuery, NewOutboxEvent, OutboxEmitter, UploadFilePatch, UploadRepository } from '../upload/ports.js';
 import { FILE_COLUMNS, LIVE_KEY_PREDICATE, LIVE_STATUS_PREDICATE, patchMayTakeKey } from '../upload/sql-rows.js';
 import { ms, toBatch, toFile, type Row, type Statements } from './rows.js';
@@ -117,6 +117,36 @@ export class SqliteView implements UploadRepository, OutboxEmitter {
   async deleteFile(id: string): Promise<void> {
     this.#hooks.check();
     this.#sql.run('DELETE FROM upload_file WHERE id = ?', id);
+  }
+
+  async deleteFiles(ids: readonly string[]): Promise<number> {
+    this.#hooks.check();
+    if (ids.length === 0) return 0;
+    // A JSON array parameter: one prepared statement for any number of ids, past the limit on
+    // bound parameters; each id is one search of the primary key.
+    return this.#sql.run('DELETE FROM upload_file WHERE id IN (SELECT value FROM json_each(?))', JSON.stringify(ids)).changes;
+  }
+
+  async failFiles(
+    ids: readonly string[],
+    error: { code: UploadErrorCode; message: string },
+    options: { expectedStatuses?: readonly UploadFileStatus[]; now?: Date } = {},
+  ): Promise<string[]> {
+    this.#hooks.check();
+    if (ids.length === 0 || options.expectedStatuses?.length === 0) return [];
+    const values: unknown[] = [error.code, error.message, ms(options.now ?? new Date()), JSON.stringify(ids)];
+    let where = 'id IN (SELECT value FROM json_each(?))';
+    if (options.expectedStatuses !== undefined) {
+      where += ' AND status IN (SELECT value FROM json_each(?))';
+      values.push(JSON.stringify(options.expectedStatuses));
+    }
+    // A compare-and-set per row, as in updateFile. A failed file holds no key, so this never
+    // meets the live storage-key index.
+    const rows = this.#sql.all(
+      `UPDATE upload_file SET status = 'failed', error_code = ?, error_message = ?, updated_at = ? WHERE ${where} RETURNING id`,
+      ...values,
+    );
+    return rows.map((row) => String(row['id']));
   }
 
   async listBatchFiles(batchId: string): Promise<UploadFile[]> {

@@ -1,7 +1,7 @@
 export { UploadService, AGGREGATE_TYPE, type CreateUploadFileInput, type UploadServiceDeps } from './upload-service.js';
 export type { ReconcileOptions, ReconcileReport } from './reconcile.js';
 export type { CleanupFailure, CleanupOptions, CleanupReport } from './expiry.js';
-export { MemoryUploadStore, type MemoryUploadStoreOptions } from './memory-store.js';
+export { MemoryUploadStore, type MemoryUploadStoreOptions } from './memory/index.js';
 export { generateWebhookSecret } from './webhook-secret.js';
 export {
   DEFAULT_ATTACHMENT_TYPES,

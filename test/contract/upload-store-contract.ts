@@ -382,5 +382,107 @@ export function uploadStoreContract(name: string, open: () => Promise<{ store: U
     });
 
     outboxStoreContract(() => fx);
+
+    describe('batched maintenance: deleteFiles and failFiles', () => {
+      const key = () => `uploads/2026/11/${randomUUID()}.txt`;
+      /** Ids no file has: more than SQLite binds parameters (999 by default in older builds). */
+      const missing = () => Array.from({ length: 1500 }, () => randomUUID());
+
+      it('deletes the files that exist among many ids, counts each once, and releases their keys', async () => {
+        const a = fileOf({ status: 'stored' });
+        const b = fileOf({ status: 'uploading' });
+        const failed = fileOf({ status: 'failed', errorCode: 'aborted' });
+        const kept = fileOf({ status: 'stored' });
+        for (const f of [a, b, failed, kept]) await fx.repository.createFile(f);
+
+        expect(await fx.repository.deleteFiles([...missing(), a.id, b.id, failed.id, a.id])).toBe(3);
+        for (const f of [a, b, failed]) expect(await fx.repository.getFile(f.id)).toBeUndefined();
+        expect(await fx.repository.getFile(kept.id)).toEqual(kept);
+        expect(await fx.repository.findLiveStorageKeys([a.storageKey, b.storageKey, kept.storageKey])).toEqual(new Set([kept.storageKey]));
+        // The keys are free: a new live file takes one, another file claims the other.
+        const next = fileOf({ storageKey: a.storageKey, status: 'stored' });
+        await fx.repository.createFile(next);
+        expect(await fx.repository.getFile(next.id)).toEqual(next);
+        expect(await fx.repository.claimStorageKey(kept.id, b.storageKey)).toBe(true);
+        expect(await fx.repository.deleteFiles([a.id, randomUUID()])).toBe(0);
+      });
+
+      it('fails only the files with an expected status, returns their ids, and releases their keys', async () => {
+        const error = { code: 'interrupted', message: 'The upload never finished.' };
+        const uploading = [fileOf({ status: 'uploading' }), fileOf({ status: 'uploading', metadata: { n: '2' } })];
+        const stored = fileOf({ status: 'stored' });
+        const deleted = fileOf({ status: 'deleted' });
+        for (const f of [...uploading, stored, deleted]) await fx.repository.createFile(f);
+
+        const changed = await fx.repository.failFiles([...missing(), ...uploading.map((f) => f.id), stored.id, deleted.id], error, {
+          expectedStatuses: ['uploading'],
+          now: at(1),
+        });
+        expect([...changed].sort()).toEqual(uploading.map((f) => f.id).sort());
+        for (const f of uploading) {
+          expect(await fx.repository.getFile(f.id)).toEqual({ ...f, status: 'failed', errorCode: 'interrupted', errorMessage: error.message, updatedAt: at(1) });
+        }
+        expect(await fx.repository.getFile(stored.id)).toEqual(stored);
+        expect(await fx.repository.getFile(deleted.id)).toEqual(deleted);
+        const keys = [...uploading.map((f) => f.storageKey), stored.storageKey];
+        expect(await fx.repository.findLiveStorageKeys(keys)).toEqual(new Set([stored.storageKey]));
+        const next = fileOf({ storageKey: uploading[0]!.storageKey });
+        await fx.repository.createFile(next);
+        expect(await fx.repository.getFile(next.id)).toEqual(next);
+
+        // Already failed: no longer uploading, so nothing changes; no status is one of [].
+        expect(await fx.repository.failFiles(uploading.map((f) => f.id), error, { expectedStatuses: ['uploading'], now: at(2) })).toEqual([]);
+        expect(await fx.repository.failFiles([stored.id], error, { expectedStatuses: [], now: at(2) })).toEqual([]);
+        expect(await fx.repository.getFile(stored.id)).toEqual(stored);
+      });
+
+      it('fails every existing file among the ids when no status is expected', async () => {
+        const stored = fileOf({ status: 'stored', storageKey: key() });
+        const processed = fileOf({ status: 'processed', errorCode: 'old', errorMessage: 'old' });
+        for (const f of [stored, processed]) await fx.repository.createFile(f);
+        const changed = await fx.repository.failFiles([stored.id, randomUUID(), processed.id], { code: 'storage_error', message: 'The object is gone.' });
+        expect([...changed].sort()).toEqual([stored.id, processed.id].sort());
+        for (const f of [stored, processed]) {
+          const failed = await fx.repository.getFile(f.id);
+          expect(failed).toEqual({ ...f, status: 'failed', errorCode: 'storage_error', errorMessage: 'The object is gone.', updatedAt: failed?.updatedAt });
+          expect(failed?.updatedAt.getTime()).toBeGreaterThan(T0.getTime());
+        }
+        expect(await fx.repository.findLiveStorageKeys([stored.storageKey, processed.storageKey])).toEqual(new Set());
+      });
+
+      it('rolls both back with a transaction that throws: the files and their keys are as before', async () => {
+        const doomed = fileOf({ status: 'stored' });
+        const failing = fileOf({ status: 'uploading' });
+        for (const f of [doomed, failing]) await fx.repository.createFile(f);
+        await expect(
+          fx.unitOfWork.transaction(async (tx) => {
+            expect(await tx.repository.deleteFiles([doomed.id])).toBe(1);
+            expect(await tx.repository.failFiles([failing.id], { code: 'aborted', message: 'x' }, { expectedStatuses: ['uploading'], now: at(1) })).toEqual([failing.id]);
+            expect(await tx.repository.getFile(doomed.id)).toBeUndefined();
+            expect(await tx.repository.getFile(failing.id)).toMatchObject({ status: 'failed', errorCode: 'aborted' });
+            expect(await tx.repository.findLiveStorageKeys([doomed.storageKey, failing.storageKey])).toEqual(new Set());
+            throw new Error('after the maintenance');
+          }),
+        ).rejects.toThrow('after the maintenance');
+        expect(await fx.repository.getFile(doomed.id)).toEqual(doomed);
+        expect(await fx.repository.getFile(failing.id)).toEqual(failing);
+        expect(await fx.repository.findLiveStorageKeys([doomed.storageKey, failing.storageKey])).toEqual(new Set([doomed.storageKey, failing.storageKey]));
+        await expect(fx.repository.createFile(fileOf({ storageKey: doomed.storageKey }))).rejects.toBeInstanceOf(StorageKeyTakenError);
+      });
+
+      it('does nothing with no ids', async () => {
+        const file = fileOf();
+        await fx.repository.createFile(file);
+        expect(await fx.repository.deleteFiles([])).toBe(0);
+        expect(await fx.repository.failFiles([], { code: 'aborted', message: 'x' })).toEqual([]);
+        expect(await fx.repository.failFiles([], { code: 'aborted', message: 'x' }, { expectedStatuses: ['uploading'] })).toEqual([]);
+        await fx.unitOfWork.transaction(async (tx) => {
+          expect(await tx.repository.deleteFiles([])).toBe(0);
+          expect(await tx.repository.failFiles([], { code: 'aborted', message: 'x' })).toEqual([]);
+        });
+        expect(await fx.repository.getFile(file.id)).toEqual(file);
+        expect(await fx.repository.listFiles({ limit: 10 })).toEqual([file]);
+      });
+    });
   });
 }

@@ -354,18 +354,19 @@ describe('UploadService', () => {
 
     it('goes page by page: one batched storage delete and one batched record delete per 1,000 files', async () => {
       const calls = { deleteMany: 0, deleteFiles: 0, keys: 0 };
-      const counted = Object.create(storage) as MemoryStorage;
-      counted.deleteMany = async (keysToDelete, options) => {
+      const original = storage.deleteMany.bind(storage);
+      storage.deleteMany = async (keysToDelete, options) => {
         calls.deleteMany += 1;
-        calls.keys += [...keysToDelete].length;
-        return storage.deleteMany(keysToDelete, options);
+        const all = [...keysToDelete];
+        calls.keys += all.length;
+        return original(all, options);
       };
       const repository = { ...store.repository };
       repository.deleteFiles = async (ids) => {
         calls.deleteFiles += 1;
         return store.repository.deleteFiles(ids);
       };
-      const svc = new UploadService({ storage: counted, repository, unitOfWork: store, clock: () => now, ttlHours: 24 });
+      const svc = new UploadService({ storage, repository, unitOfWork: store, clock: () => now, ttlHours: 24 });
       for (let i = 0; i < 2100; i += 1) await svc.createUploadFile({ content: `file ${i}`, filename: `f${i}.txt` });
       now = new Date(T0.getTime() + 25 * 3600_000);
       expect(await svc.cleanupExpiredUploadFiles({ batchSize: 2500 })).toEqual({ deleted: 2100, remaining: 0, failures: [] });

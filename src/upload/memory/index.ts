@@ -1,0 +1,1 @@
+export { MemoryUploadStore, type MemoryUploadStoreOptions } from './memory-upload-store.js';
