@@ -173,7 +173,7 @@ const PROBES: Record<string, (context: ServeContext) => Promise<void>> = {
   'standard-webhook-receiver': (context) => probeReceiver(context),
   /** docs/operations.md's maintenance loop: a round ran and logged its counts. */
   async maintenance({ waitForOutput }) {
-    await waitForOutput(/upload maintenance \{"notified":0,"skipped":0,"deleted":0,"remaining":0\}/u, 30_000);
+    await waitForOutput(/upload maintenance \{"notified":0,"skipped":0,"deleted":0,"remaining":0,"failures":\[\]\}/u, 30_000);
   },
 };
 
