@@ -4,26 +4,17 @@
  * and the store options. In a schema of its own, dropped afterwards.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isWebhookDestinationError, type ClaimedDelivery, type CompletedDelivery } from '../../src/index.js';
-import { PostgresUploadStore, migrate } from '../../src/postgres/index.js';
-import { testPool, truncateStore } from '../helpers/postgres.js';
+import { PostgresUploadStore } from '../../src/postgres/index.js';
+import { testPool, useMigratedSchema } from '../helpers/postgres.js';
 
 const { pool, available } = await testPool(16);
 const schema = `doorito_test_${randomBytes(4).toString('hex')}`;
 const later = (ms: number, from = new Date()) => new Date(from.getTime() + ms);
 
 describe.runIf(available)('PostgresUploadStore outbox [postgres]', () => {
-  beforeAll(async () => {
-    await migrate(pool, { schema });
-  });
-  afterEach(async () => {
-    await truncateStore(pool, schema);
-  });
-  afterAll(async () => {
-    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await pool.end();
-  });
+  useMigratedSchema(pool, schema);
 
   /** Two relays: stores on the same tables, each statement on a connection of its own. */
   const relays = () => [0, 1].map(() => new PostgresUploadStore({ pool, schema, allowPrivateNetworks: true }));

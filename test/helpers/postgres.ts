@@ -3,6 +3,8 @@
  * (trust auth). Without one, the suites skip with a warning, and CI fails instead.
  */
 import pg from 'pg';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { migrate } from '../../src/postgres/index.js';
 
 export const PG_TEST_URL = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -26,4 +28,21 @@ export async function testPool(max = 12): Promise<{ pool: pg.Pool; available: bo
 export async function truncateStore(pool: pg.Pool, schema: string): Promise<void> {
   const tables = ['upload_file', 'upload_batch', 'webhook_delivery', 'outbox_event', 'webhook_endpoint'];
   await pool.query(`TRUNCATE ${tables.map((table) => `"${schema}".${table}`).join(', ')}`);
+}
+
+/**
+ * Inside a describe: migrate `schema` before its tests, empty it after each, drop it and end
+ * the pool after the last.
+ */
+export function useMigratedSchema(pool: pg.Pool, schema: string): void {
+  beforeAll(async () => {
+    await migrate(pool, { schema });
+  });
+  afterEach(async () => {
+    await truncateStore(pool, schema);
+  });
+  afterAll(async () => {
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await pool.end();
+  });
 }

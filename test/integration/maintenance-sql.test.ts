@@ -9,12 +9,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { UnitOfWork, UploadFile, UploadRepository } from '../../src/index.js';
-import { PostgresUploadStore, migrate } from '../../src/postgres/index.js';
+import { PostgresUploadStore } from '../../src/postgres/index.js';
 import { SqliteUploadStore } from '../../src/sqlite/index.js';
 import { fileOf } from '../contract/upload-store-contract.js';
-import { testPool, truncateStore } from '../helpers/postgres.js';
+import { testPool, useMigratedSchema } from '../helpers/postgres.js';
 
 const FILES = 1000;
 /** Ids no file has: more than either database binds as parameters (SQLite 32,766, Postgres 65,535). */
@@ -98,16 +98,7 @@ const { pool, available } = await testPool();
 const schema = `doorito_maintenance_${randomBytes(4).toString('hex')}`;
 
 describe.runIf(available)('batched maintenance SQL on PostgresUploadStore [postgres]', () => {
-  beforeAll(async () => {
-    await migrate(pool, { schema });
-  });
-  afterEach(async () => {
-    await truncateStore(pool, schema);
-  });
-  afterAll(async () => {
-    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await pool.end();
-  });
+  useMigratedSchema(pool, schema);
 
   maintenanceSql(() => {
     const statements: string[] = [];
