@@ -332,7 +332,7 @@ export async function benchCleanup(settings: S3Settings): Promise<void> {
 
 async function benchLocal(pool: pg.Pool, dir: string): Promise<void> {
   const local = await rounds(fsVariants(pool, dir));
-  heading(9, `Expired-file cleanup, ${FILES} stored files, objects in a FileSystemStorage (median of ${ROUNDS}, files/s)`);
+  heading(11, `Expired-file cleanup, ${FILES} stored files, objects in a FileSystemStorage (median of ${ROUNDS}, files/s)`);
   table(
     ['store', 'variant', 'files/s', 'range', 'ours ÷ baseline', 'CPU ms / 1000 files'],
     ['sqlite', 'postgres'].flatMap((store) =>
@@ -356,7 +356,7 @@ async function benchLocal(pool: pg.Pool, dir: string): Promise<void> {
 async function benchS3(settings: S3Settings, client: S3Client, bucket: string): Promise<void> {
   const s3 = await rounds(s3Variants(settings, client, bucket), S3_ROUNDS);
   const ours = perSecond(s3.get('ours'), S3_FILES);
-  heading(10, `Expired-file cleanup on S3 (${settings.endpoint}), records on SQLite (median of ${S3_ROUNDS}, files/s)`);
+  heading(12, `Expired-file cleanup on S3 (${settings.endpoint}), records on SQLite (median of ${S3_ROUNDS}, files/s)`);
   const labels: Record<string, [string, number]> = {
     ours: ['cleanupExpiredUploadFiles() on S3Storage', S3_FILES],
     DeleteObjects: [`raw DeleteObjects, ${PAGE} keys a request`, S3_FILES],

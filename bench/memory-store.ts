@@ -1,5 +1,5 @@
 /**
- * 8. The in-memory upload store as it fills: per-upload time of `UploadService.createUploadFile`
+ * 10. The in-memory upload store as it fills: per-upload time of `UploadService.createUploadFile`
  * (MemoryStorage + MemoryUploadStore, 1 KiB each, one webhook endpoint so every upload creates a
  * delivery) on a store holding 100 records vs one holding 10,000, and of the store's calls of an
  * upload alone (MemoryStorage's save is most of the service's time, and would hide the store's
@@ -106,7 +106,7 @@ export async function benchMemoryStore(open: () => BenchedStore = () => new Memo
       },
     })),
   );
-  heading(8, `${label} as it fills: ${UPLOADS} uploads of 1 KiB per run, one webhook endpoint (median of ${ROUNDS}, ms per upload)`);
+  heading(10, `${label} as it fills: ${UPLOADS} uploads of 1 KiB per run, one webhook endpoint (median of ${ROUNDS}, ms per upload)`);
   const rows: string[][] = [];
   const ratios: string[] = [];
   for (const path of Object.keys(PATHS)) {
