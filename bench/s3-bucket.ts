@@ -12,7 +12,7 @@ export const PART_SIZE = 8 * MiB;
 export const QUEUE_SIZE = 4;
 
 /** Fail, rather than hang, when the server stops answering (a full memstore OSD just stalls). */
-const requestHandler = { connectionTimeout: 5_000, requestTimeout: 60_000 };
+const requestHandler = { connectionTimeout: 5_000, requestTimeout: 60_000, throwOnRequestTimeout: true };
 
 /** The storage under test; its client (same settings for both sides) also drives the raw SDK baselines. */
 export function benchStorage(settings: S3Settings, bucket: string): S3Storage {
