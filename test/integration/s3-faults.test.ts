@@ -99,6 +99,8 @@ describeS3('S3Storage.save under injected faults', (env) => {
       );
       await storage.drain();
       proxy.clear();
+      // Whatever the fault, every part's memory is back in the budget.
+      expect(storage.memoryBudget.stats).toMatchObject({ used: 0, waiting: 0 });
       const left = await s3Leftovers(client, env.bucket, `${location}/`);
       if ('saved' in result) {
         expect(result.saved.size).toBe(size);
