@@ -34,8 +34,35 @@ export interface UploadFile {
   status: UploadFileStatus;
   errorCode?: UploadErrorCode;
   errorMessage?: string;
+  /** Set on records created by `createDirectUpload()`: how the client sends the bytes to the storage. */
+  directUpload?: DirectUploadState;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/**
+ * How a direct upload (the client sends the bytes straight to the storage, not through the app)
+ * was set up. Kept with the record so that every later step (presigning parts, completing,
+ * aborting, maintenance) is authorised by the file id alone and checks what was declared.
+ */
+export interface DirectUploadState {
+  /**
+   * `put`: one presigned PUT (on the filesystem and in memory, the app's own signed upload URL);
+   * `post`: a presigned POST form; `multipart`: an S3 multipart upload with presigned parts.
+   */
+  method: 'put' | 'post' | 'multipart';
+  /** The declared size in bytes: the only size the presigned target accepts. */
+  size: number;
+  /** When the presigned target stops working. */
+  expiresAt: Date;
+  /** The declared MD5 of the bytes (base64, as in `Content-MD5`), bound into a PUT's signature. */
+  md5?: string;
+  /** The declared SHA-256 of the bytes (hex); completion refuses other bytes. */
+  sha256?: string;
+  /** The storage's multipart upload id (`multipart` only). */
+  uploadId?: string;
+  /** Bytes per part; the last part holds the rest (`multipart` only). */
+  partSize?: number;
 }
 
 export type UploadBatchStatus = 'init' | 'in_progress' | 'complete' | 'partial' | 'failed';

@@ -17,7 +17,7 @@ import type {
 
 /** Fields of an upload file that may change after it is created. */
 export type UploadFilePatch = Partial<
-  Pick<UploadFile, 'storageKey' | 'contentType' | 'sizeBytes' | 'sha256' | 'status' | 'errorCode' | 'errorMessage' | 'metadata'>
+  Pick<UploadFile, 'storageKey' | 'contentType' | 'sizeBytes' | 'sha256' | 'status' | 'errorCode' | 'errorMessage' | 'metadata' | 'directUpload'>
 >;
 
 export interface FileQuery {
