@@ -23,7 +23,8 @@ export type StorageErrorCode =
   | 'E_WEBHOOK_HEADER'
   | 'E_WEBHOOK_TIMESTAMP'
   | 'E_WEBHOOK_SIGNATURE'
-  | 'E_WEBHOOK_DESTINATION';
+  | 'E_WEBHOOK_DESTINATION'
+  | 'E_UPLOAD_REQUEST';
 
 export interface StorageErrorOptions {
   /** The key the operation was about, if any. */
@@ -239,6 +240,42 @@ export class WebhookDestinationError extends StorageError {
   }
 }
 
+/** Why an upload request to a signed upload URL was refused (see {@link SignedUploadError}). */
+export type SignedUploadRefusal =
+  /** The URL lacks a parameter, or one is malformed. */
+  | 'malformed'
+  /** The signature does not match: the URL was altered, or signed with another secret. */
+  | 'signature'
+  /** The URL has expired. */
+  | 'expired'
+  /** A header (`Content-Type`, `Content-Length`, `Content-MD5`, `Content-Disposition`) differs from the signed one. */
+  | 'header'
+  /** The body has more bytes than signed. */
+  | 'too-large'
+  /** The body ended before the signed size. */
+  | 'too-small'
+  /** The body's MD5 differs from the signed `Content-MD5`. */
+  | 'digest'
+  /** Not a PUT. */
+  | 'method';
+
+/**
+ * A request to a signed upload URL (filesystem, memory) was refused; nothing was stored.
+ * Answer it with `status`. The message names what differs, never the signature or the secret.
+ */
+export class SignedUploadError extends StorageError {
+  override name = 'SignedUploadError';
+  declare readonly code: 'E_UPLOAD_REQUEST';
+  readonly reason: SignedUploadRefusal;
+  /** The HTTP status to answer with: 400, 403, 405 or 413. */
+  readonly status: number;
+  constructor(reason: SignedUploadRefusal, message: string, options: StorageErrorOptions = {}) {
+    super(message, 'E_UPLOAD_REQUEST', options);
+    this.reason = reason;
+    this.status = reason === 'signature' || reason === 'expired' ? 403 : reason === 'method' ? 405 : reason === 'too-large' ? 413 : 400;
+  }
+}
+
 function matches(error: unknown, name: string, ctor: abstract new (...args: never[]) => Error): boolean {
   return error instanceof ctor || (error instanceof Error && error.name === name);
 }
@@ -259,6 +296,7 @@ const STORAGE_ERROR_NAMES = new Set([
   'StorageDependencyError',
   'WebhookVerificationError',
   'WebhookDestinationError',
+  'SignedUploadError',
 ]);
 
 export const isStorageError = (error: unknown): error is StorageError =>
@@ -283,3 +321,4 @@ export const isWebhookVerificationError = (error: unknown): error is WebhookVeri
   matches(error, 'WebhookVerificationError', WebhookVerificationError);
 export const isWebhookDestinationError = (error: unknown): error is WebhookDestinationError =>
   matches(error, 'WebhookDestinationError', WebhookDestinationError);
+export const isSignedUploadError = (error: unknown): error is SignedUploadError => matches(error, 'SignedUploadError', SignedUploadError);

@@ -186,6 +186,89 @@ export interface StorageUrl {
   expiresAt?: Date;
 }
 
+/** Options of {@link Storage.presignUpload}. */
+export interface PresignUploadOptions {
+  /** The object's media type. The upload must send exactly this `Content-Type`. */
+  contentType: string;
+  /** The exact size in bytes. The upload must send exactly this many bytes. */
+  size: number;
+  /**
+   * The MD5 of the bytes, base64 (as in `Content-MD5`). The upload must send it, and the server
+   * refuses other bytes (S3 checks `Content-MD5`; the filesystem and memory check as they stream).
+   */
+  md5?: string;
+  /** Stored `Content-Disposition`; the upload must send exactly this header. */
+  contentDisposition?: string;
+  /**
+   * Lifetime of the URL, in seconds (1 to 604800).
+   * @default 3600
+   */
+  expiresIn?: number;
+}
+
+/**
+ * Where and how a client uploads the bytes of one object itself, without the app in between:
+ * send `method` to `url` with exactly `headers` and a body of exactly the signed size.
+ * Browsers set `Content-Length` themselves from the body; it is bound into the signature too.
+ * @example
+ * await fetch(target.url, { method: target.method, headers: target.headers, body: file })
+ */
+export interface PresignedUpload {
+  method: 'PUT';
+  url: string;
+  /** Headers to send as they are (`Content-Type`, and `Content-MD5` / `Content-Disposition` when signed). */
+  headers: Record<string, string>;
+  /** When the URL stops working. */
+  expiresAt: Date;
+}
+
+/**
+ * An upload request that arrived at the app for a storage without presigning of its own
+ * (filesystem, memory): what {@link Storage.presignUpload} signed, checked by
+ * `receiveUpload()`. Framework-neutral: pass Express's `req.originalUrl`, `req.headers` and
+ * `req` itself.
+ */
+export interface SignedUploadRequest {
+  /** The request's URL: its path and query (a full URL works too). */
+  url: string;
+  method?: string;
+  headers: Record<string, string | string[] | undefined> | Headers;
+  body: StorageContent;
+  signal?: AbortSignal;
+}
+
+/** Options of {@link DirectMultipartUploads.create}. */
+export interface CreateMultipartOptions {
+  contentType: string;
+  contentDisposition?: string;
+}
+
+/** A part the storage holds of an unfinished multipart upload. */
+export interface UploadedPart {
+  partNumber: number;
+  size: number;
+  /** The part's entity tag, as CompleteMultipartUpload needs it. */
+  etag: string;
+}
+
+/**
+ * S3 multipart uploads driven by a client: the app creates the upload, presigns each part's
+ * PUT (binding its exact size), lists what arrived, completes or aborts it. The client never
+ * holds credentials.
+ */
+export interface DirectMultipartUploads {
+  /** Start a multipart upload of `key`; returns its upload id. */
+  create(key: string, options: CreateMultipartOptions): Promise<{ uploadId: string }>;
+  /** A presigned PUT of one part of exactly `size` bytes. */
+  presignPart(key: string, uploadId: string, part: { partNumber: number; size: number; expiresIn?: number }): Promise<PresignedUpload>;
+  /** The parts that arrived, in part-number order. */
+  listParts(key: string, uploadId: string): Promise<UploadedPart[]>;
+  /** Join the parts into the object at `key`. */
+  complete(key: string, uploadId: string, parts: ReadonlyArray<Pick<UploadedPart, 'partNumber' | 'etag'>>): Promise<void>;
+  /** Abort the upload and free its parts; an upload that is gone already is fine. */
+  abort(key: string, uploadId: string): Promise<void>;
+}
+
 /**
  * A place to keep files. Keys are `/`-separated relative paths (see `validateKey`).
  *
@@ -245,6 +328,19 @@ export interface Storage {
   url(key: string, options?: UrlOptions): Promise<string>;
   /** Like {@link Storage.url}, and also says when a presigned URL expires. */
   signedUrl(key: string, options?: UrlOptions): Promise<StorageUrl>;
+  /**
+   * Let a client upload one object itself: a URL (presigned on S3; on the filesystem and in
+   * memory, the app's own HMAC-signed URL under the storage's base URL, which the app's route
+   * hands to `receiveUpload()`) that accepts exactly `options.size` bytes of
+   * `options.contentType` at exactly `key`, and nothing after `expiresAt`. The upload
+   * replaces what is at `key`, so claim the key first (the UploadService's
+   * `createDirectUpload()` does).
+   * @example
+   * const target = await storage.presignUpload('uploads/2026/12/photo.png', { contentType: 'image/png', size: 48213 })
+   */
+  presignUpload(key: string, options: PresignUploadOptions): Promise<PresignedUpload>;
+  /** Client-driven multipart uploads, on storages that have them (S3). */
+  readonly multipartUploads?: DirectMultipartUploads;
   /**
    * Writes started and never finished (a crash, or a clean-up that could not reach the
    * server): S3 multipart uploads and name claims, filesystem temp files. Maintenance removes

@@ -18,6 +18,7 @@ import {
 } from '../../content.js';
 import { ObjectNotFoundError } from '../../errors.js';
 import { validateKey, validatePrefix } from '../../keys.js';
+import { UploadUrlSigner } from '../../signed-upload.js';
 import type {
   CopyOptions,
   DeleteManyOptions,
@@ -27,6 +28,9 @@ import type {
   OpenOptions,
   PendingWrite,
   PendingWriteQuery,
+  PresignUploadOptions,
+  PresignedUpload,
+  SignedUploadRequest,
   SaveOptions,
   SaveResult,
   Storage,
@@ -74,6 +78,13 @@ export interface FileSystemStorageOptions {
    * @default true
    */
   fsync?: boolean;
+  /**
+   * The key of the HMAC that signs `presignUpload()` URLs, at least 32 bytes. Set it when
+   * several processes serve uploads, or URLs must outlive a restart.
+   * @default 32 random bytes per instance
+   * @example { uploadSecret: process.env.UPLOAD_URL_SECRET }
+   */
+  uploadSecret?: string | Uint8Array;
 }
 
 /**
@@ -97,6 +108,7 @@ export class FileSystemStorage implements Storage {
   readonly #fileOverwrite: boolean;
   readonly #fileMode: number;
   readonly #fsync: boolean;
+  readonly #uploads: UploadUrlSigner;
 
   constructor(options: FileSystemStorageOptions = {}) {
     this.#paths = new RootedPaths(path.resolve(options.location ?? './media'), options.directoryMode ?? 0o755);
@@ -105,6 +117,7 @@ export class FileSystemStorage implements Storage {
     this.#fileOverwrite = options.fileOverwrite ?? false;
     this.#fileMode = options.fileMode ?? 0o644;
     this.#fsync = options.fsync ?? true;
+    this.#uploads = new UploadUrlSigner(this.#baseUrl, options.uploadSecret);
   }
 
   /** The absolute root directory. */
@@ -299,6 +312,32 @@ export class FileSystemStorage implements Storage {
     } catch (error) {
       throw this.#paths.translate(error, from, `move to "${to}"`);
     }
+  }
+
+  /**
+   * An HMAC-signed upload URL under the base URL (see {@link Storage.presignUpload}); the app's
+   * route for it calls {@link receiveUpload}.
+   */
+  async presignUpload(key: string, options: PresignUploadOptions): Promise<PresignedUpload> {
+    return this.#uploads.sign(key, options);
+  }
+
+  /**
+   * Check a request to a `presignUpload()` URL (signature, expiry, headers) and stream its body
+   * to the signed key; a body of other bytes than signed is refused and leaves nothing.
+   * @throws SignedUploadError (answer with its `status`)
+   * @example
+   * app.put('/media/*', async (req, res) => {
+   *   try {
+   *     await storage.receiveUpload({ url: req.originalUrl, method: req.method, headers: req.headers, body: req })
+   *     res.status(200).end()
+   *   } catch (error) {
+   *     res.status(isSignedUploadError(error) ? error.status : 500).send(error.message)
+   *   }
+   * })
+   */
+  async receiveUpload(request: SignedUploadRequest): Promise<SaveResult> {
+    return this.#uploads.receive(this, request);
   }
 
   async url(key: string, options: UrlOptions = {}): Promise<string> {

@@ -15,6 +15,7 @@ import {
   unsignedUrl,
 } from '../../content.js';
 import { validateKey, validatePrefix } from '../../keys.js';
+import { UploadUrlSigner } from '../../signed-upload.js';
 import type {
   CopyOptions,
   DeleteManyOptions,
@@ -23,8 +24,11 @@ import type {
   ObjectStat,
   OpenOptions,
   PendingWrite,
+  PresignUploadOptions,
+  PresignedUpload,
   SaveOptions,
   SaveResult,
+  SignedUploadRequest,
   Storage,
   StorageContent,
   StorageUrl,
@@ -53,6 +57,13 @@ export interface MemoryStorageOptions {
    * @default 'memory://'
    */
   baseUrl?: string;
+  /**
+   * The key of the HMAC that signs `presignUpload()` URLs, at least 32 bytes. Set it when
+   * several processes serve uploads, or URLs must outlive a restart.
+   * @default 32 random bytes per instance
+   * @example { uploadSecret: process.env.UPLOAD_URL_SECRET }
+   */
+  uploadSecret?: string | Uint8Array;
 }
 
 /**
@@ -68,10 +79,12 @@ export class MemoryStorage implements Storage {
   readonly #objects = new Map<string, MemoryObject>();
   readonly #fileOverwrite: boolean;
   readonly #baseUrl: string;
+  readonly #uploads: UploadUrlSigner;
 
   constructor(options: MemoryStorageOptions = {}) {
     this.#fileOverwrite = options.fileOverwrite ?? false;
     this.#baseUrl = options.baseUrl ?? 'memory://';
+    this.#uploads = new UploadUrlSigner(this.#baseUrl, options.uploadSecret);
   }
 
   async save(name: string, content: StorageContent, options: SaveOptions = {}): Promise<SaveResult> {
@@ -205,6 +218,32 @@ export class MemoryStorage implements Storage {
     const result = await this.copy(from, to, options);
     if (result.key !== from) this.#objects.delete(from);
     return result;
+  }
+
+  /**
+   * An HMAC-signed upload URL under the base URL (see {@link Storage.presignUpload}); the app's
+   * route for it calls {@link receiveUpload}.
+   */
+  async presignUpload(key: string, options: PresignUploadOptions): Promise<PresignedUpload> {
+    return this.#uploads.sign(key, options);
+  }
+
+  /**
+   * Check a request to a `presignUpload()` URL (signature, expiry, headers) and stream its body
+   * to the signed key; a body of other bytes than signed is refused and leaves nothing.
+   * @throws SignedUploadError (answer with its `status`)
+   * @example
+   * app.put('/media/*', async (req, res) => {
+   *   try {
+   *     await storage.receiveUpload({ url: req.originalUrl, method: req.method, headers: req.headers, body: req })
+   *     res.status(200).end()
+   *   } catch (error) {
+   *     res.status(isSignedUploadError(error) ? error.status : 500).send(error.message)
+   *   }
+   * })
+   */
+  async receiveUpload(request: SignedUploadRequest): Promise<SaveResult> {
+    return this.#uploads.receive(this, request);
   }
 
   async url(key: string, options: UrlOptions = {}): Promise<string> {

@@ -15,12 +15,15 @@ import { encodeKeyForUrl, validateKey, validatePrefix } from '../../keys.js';
 import type {
   CopyOptions,
   DeleteManyOptions,
+  DirectMultipartUploads,
   ListEntry,
   ListOptions,
   ObjectStat,
   OpenOptions,
   PendingWrite,
   PendingWriteQuery,
+  PresignUploadOptions,
+  PresignedUpload,
   SaveOptions,
   SaveResult,
   Storage,
@@ -29,6 +32,7 @@ import type {
   UrlOptions,
 } from '../../types.js';
 import { S3BatchDelete } from './delete-many.js';
+import { S3DirectUploads } from './direct-uploads.js';
 import { toStorageError } from './errors.js';
 import { DEFAULT_CLEANUP_TIMEOUT, DEFAULT_PART_SIZE, type S3StorageOptions } from './options.js';
 import { checkOptions, createClient } from './config.js';
@@ -65,6 +69,7 @@ export class S3Storage implements Storage {
   readonly #writer: S3Writer;
   readonly #budget: MemoryBudget;
   readonly #urls: ShareUrls;
+  readonly #direct: S3DirectUploads;
 
   constructor(options: S3StorageOptions) {
     checkOptions(options);
@@ -80,6 +85,13 @@ export class S3Storage implements Storage {
       ...(options.defaultAcl === undefined ? {} : { ACL: options.defaultAcl }),
     };
     this.#budget = options.memoryBudget instanceof MemoryBudget ? options.memoryBudget : new MemoryBudget(options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
+    this.#direct = new S3DirectUploads({
+      client: this.#client,
+      signingClient: this.#signingClient ?? this.#client,
+      bucket: this.#bucket,
+      prefix: this.#prefix,
+      writeDefaults: this.#writeDefaults,
+    });
     this.#writer = new S3Writer({
       client: this.#client,
       bucket: this.#bucket,
@@ -298,6 +310,45 @@ export class S3Storage implements Storage {
     const result = await this.copy(from, to, options);
     if (result.key !== from) await this.delete(from);
     return result;
+  }
+
+  /**
+   * A presigned PutObject of exactly `options.size` bytes (up to 5 GiB) of exactly
+   * `options.contentType` at `key`, signed by the public endpoint's client when there is one.
+   * `Content-Type`, `Content-Length` and, when given, `Content-MD5` and `Content-Disposition`
+   * are signed headers: the server refuses a request that sends other values (and, with
+   * `Content-MD5`, other bytes). See {@link Storage.presignUpload}.
+   */
+  async presignUpload(key: string, options: PresignUploadOptions): Promise<PresignedUpload> {
+    const full = this.#full(key);
+    try {
+      return await this.#direct.presignPut(full, options);
+    } catch (error) {
+      throw this.#error(error, 'presign an upload to', key);
+    }
+  }
+
+  /**
+   * Multipart uploads a client drives: create, presign each part (its exact size is signed),
+   * list the parts that arrived, complete, abort. Parts are 5 MiB to 5 GiB, except the last.
+   */
+  readonly multipartUploads: DirectMultipartUploads = {
+    create: async (key, options) => this.#directStep('start a multipart upload of', key, (full) => this.#direct.create(full, options)),
+    presignPart: async (key, uploadId, part) =>
+      this.#directStep('presign a part of', key, (full) => this.#direct.presignPart(full, uploadId, part)),
+    listParts: async (key, uploadId) => this.#directStep('list the parts of', key, (full) => this.#direct.listParts(full, uploadId)),
+    complete: async (key, uploadId, parts) =>
+      this.#directStep('complete the multipart upload of', key, (full) => this.#direct.complete(full, uploadId, parts), true),
+    abort: async (key, uploadId) => this.#directStep('abort the multipart upload of', key, (full) => this.#direct.abort(full, uploadId)),
+  };
+
+  async #directStep<T>(action: string, key: string, step: (full: string) => Promise<T>, write = false): Promise<T> {
+    const full = this.#full(key);
+    try {
+      return await step(full);
+    } catch (error) {
+      throw this.#error(error, action, key, { write });
+    }
   }
 
   async url(key: string, options: UrlOptions = {}): Promise<string> {
