@@ -24,7 +24,9 @@ export type StorageErrorCode =
   | 'E_WEBHOOK_TIMESTAMP'
   | 'E_WEBHOOK_SIGNATURE'
   | 'E_WEBHOOK_DESTINATION'
-  | 'E_UPLOAD_REQUEST';
+  | 'E_UPLOAD_REQUEST'
+  | 'E_UPLOAD_EXPIRED'
+  | 'E_UPLOAD_INCOMPLETE';
 
 export interface StorageErrorOptions {
   /** The key the operation was about, if any. */
@@ -297,6 +299,8 @@ const STORAGE_ERROR_NAMES = new Set([
   'WebhookVerificationError',
   'WebhookDestinationError',
   'SignedUploadError',
+  'DirectUploadExpiredError',
+  'DirectUploadIncompleteError',
 ]);
 
 export const isStorageError = (error: unknown): error is StorageError =>

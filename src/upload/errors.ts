@@ -53,6 +53,47 @@ export class StorageKeyTakenError extends StorageError {
   }
 }
 
+/**
+ * The direct upload's time ran out before it was completed: its URLs have expired, and the
+ * record is `failed` (`expired`) with whatever arrived removed. Start a new one.
+ */
+export class DirectUploadExpiredError extends StorageError {
+  override name = 'DirectUploadExpiredError';
+  readonly fileId: string;
+  /** When its URLs expired. */
+  readonly expiredAt: Date;
+  constructor(fileId: string, expiredAt: Date, options: { key?: string | undefined } = {}) {
+    super(
+      `Direct upload "${fileId}" expired at ${expiredAt.toISOString()} before it was completed; it is marked failed and what arrived was removed. Start a new upload.`,
+      'E_UPLOAD_EXPIRED',
+      options,
+    );
+    this.fileId = fileId;
+    this.expiredAt = expiredAt;
+  }
+}
+
+/**
+ * The bytes of a direct upload have not (all) arrived yet: no object, or multipart parts
+ * missing. Nothing changed: the record is still `uploading`, so the client may send what is
+ * missing and complete again before it expires.
+ */
+export class DirectUploadIncompleteError extends StorageError {
+  override name = 'DirectUploadIncompleteError';
+  readonly fileId: string;
+  /** The part numbers still missing (multipart), else empty. */
+  readonly missingParts: readonly number[];
+  constructor(fileId: string, message: string, options: { key?: string | undefined; missingParts?: readonly number[]; cause?: unknown } = {}) {
+    super(message, 'E_UPLOAD_INCOMPLETE', options);
+    this.fileId = fileId;
+    this.missingParts = options.missingParts ?? [];
+  }
+}
+
+export const isDirectUploadExpiredError = (error: unknown): error is DirectUploadExpiredError =>
+  error instanceof DirectUploadExpiredError || (error instanceof Error && error.name === 'DirectUploadExpiredError');
+export const isDirectUploadIncompleteError = (error: unknown): error is DirectUploadIncompleteError =>
+  error instanceof DirectUploadIncompleteError || (error instanceof Error && error.name === 'DirectUploadIncompleteError');
 export const isUploadFailedError = (error: unknown): error is UploadFailedError =>
   error instanceof UploadFailedError || (error instanceof Error && error.name === 'UploadFailedError');
 export const isUploadNotFoundError = (error: unknown): error is UploadNotFoundError =>

@@ -1,4 +1,13 @@
-export { UploadService, AGGREGATE_TYPE, type CreateUploadFileInput, type UploadServiceDeps } from './upload-service.js';
+export { UploadService, AGGREGATE_TYPE, type CreateUploadFileInput, type UploadDescription, type UploadServiceDeps } from './upload-service.js';
+export {
+  DEFAULT_MULTIPART_THRESHOLD,
+  DIRECT_UPLOAD_COMPLETE_GRACE_MS,
+  choosePartSize,
+  type CreateDirectUploadInput,
+  type DirectUpload,
+  type MultipartUploadTarget,
+  type PresignedPart,
+} from './direct-upload.js';
 export type { ReconcileOptions, ReconcileReport } from './reconcile.js';
 export type { CleanupFailure, CleanupOptions, CleanupReport } from './expiry.js';
 export { MemoryUploadStore, type MemoryUploadStoreOptions } from './memory/index.js';

@@ -51,6 +51,18 @@ export interface UploadServiceOptions {
    * @default DEFAULT_ATTACHMENT_TYPES
    */
   attachmentTypes?: readonly string[];
+  /**
+   * Lifetime of a direct upload's presigned URLs, in seconds (1 to 604800). The upload may be
+   * completed until 15 minutes after they expire; then it is failed (`expired`).
+   * @default 3600
+   */
+  directUploadExpiresIn?: number;
+  /**
+   * Direct uploads from this size up use multipart (on storages that have it), unless the
+   * caller picks a method.
+   * @default 104857600 (100 MiB)
+   */
+  multipartThreshold?: number;
 }
 
 export const DEFAULT_MAX_SIZE_BYTES = 52428800;

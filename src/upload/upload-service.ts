@@ -18,6 +18,16 @@ import type { UnitOfWork, UploadRepository } from './ports.js';
 import { cleanupExpiredFiles, notifyExpiringFiles, type CleanupOptions, type CleanupReport } from './expiry.js';
 import { AGGREGATE_TYPE, fileStoredPayload } from './payloads.js';
 import { reconcileUploads, type ReconcileOptions, type ReconcileReport } from './reconcile.js';
+import {
+  DEFAULT_MULTIPART_THRESHOLD,
+  DirectUploads,
+  type CreateDirectUploadInput,
+  type DirectUpload,
+  type PresignedPart,
+} from './direct-upload.js';
+import { DEFAULT_UPLOAD_EXPIRES_IN, MAX_PRESIGN_EXPIRES_IN } from '../signed-upload.js';
+import type { UploadedPart } from '../types.js';
+import { StorageConfigError } from '../errors.js';
 
 export interface UploadServiceDeps extends UploadServiceOptions {
   storage: Storage;
@@ -29,8 +39,8 @@ export interface UploadServiceDeps extends UploadServiceOptions {
   clock?: () => Date;
 }
 
-export interface CreateUploadFileInput {
-  content: StorageContent;
+/** What an upload says about itself, through the app or direct. */
+export interface UploadDescription {
   /** The user's filename; cleaned with getValidName() for the key, kept as is in the record. */
   filename: string;
   /** The declared type (e.g. from the multipart part); see `uploadContentType` for how far it is trusted. */
@@ -38,6 +48,10 @@ export interface CreateUploadFileInput {
   uploadedBy?: string;
   batchId?: string;
   metadata?: Record<string, string>;
+}
+
+export interface CreateUploadFileInput extends UploadDescription {
+  content: StorageContent;
   signal?: AbortSignal;
   onProgress?: (bytesRead: number) => void;
 }
@@ -68,6 +82,7 @@ export class UploadService {
   readonly #ttlHours: number;
   readonly #notifyHours: number;
   readonly #attachmentTypes: ReadonlySet<string>;
+  readonly #direct: DirectUploads;
 
   constructor(deps: UploadServiceDeps) {
     this.#storage = deps.storage;
@@ -80,6 +95,74 @@ export class UploadService {
     this.#ttlHours = deps.ttlHours ?? 24;
     this.#notifyHours = deps.expiryNotifyHours ?? 1;
     this.#attachmentTypes = new Set(deps.attachmentTypes ?? DEFAULT_ATTACHMENT_TYPES);
+    const expiresIn = deps.directUploadExpiresIn ?? DEFAULT_UPLOAD_EXPIRES_IN;
+    if (!Number.isInteger(expiresIn) || expiresIn < 1 || expiresIn > MAX_PRESIGN_EXPIRES_IN) {
+      throw new StorageConfigError(`directUploadExpiresIn must be a whole number of seconds from 1 to ${MAX_PRESIGN_EXPIRES_IN}; got ${String(expiresIn)}.`, {
+        option: 'directUploadExpiresIn',
+      });
+    }
+    this.#direct = new DirectUploads({
+      storage: this.#storage,
+      repository: this.#repository,
+      clock: this.#clock,
+      expiresIn,
+      multipartThreshold: deps.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD,
+      attachmentTypes: this.#attachmentTypes,
+      check: (input, size) => this.#check(input, size),
+      refuse: (failed) => this.#refuse(failed),
+      record: (file) => this.#record(file),
+      commitStored: (file, stored) => this.#commitStored(file, stored),
+    });
+  }
+
+  /**
+   * Start a direct upload: the client sends the bytes to the storage itself. The name, type and
+   * declared size are checked as for `createUploadFile()` (a refusal returns the `failed`
+   * record and no `upload`); the `uploading` record then holds the exact key, and `upload` says
+   * where to send the bytes: a presigned PUT (its signature binds the key, type, size and MD5),
+   * or, for large files on S3, a multipart upload (see `presignDirectUploadParts()`). Then call
+   * `completeDirectUpload()`.
+   * @example
+   * const { file, upload } = await uploads.createDirectUpload({ filename: 'photo.png', size: 48213 })
+   * if (upload?.method === 'PUT') await fetch(upload.url, { method: 'PUT', headers: upload.headers, body })
+   * await uploads.completeDirectUpload(file.id)
+   */
+  async createDirectUpload(input: CreateDirectUploadInput): Promise<DirectUpload> {
+    return this.#direct.create(input);
+  }
+
+  /**
+   * Presigned PUTs for parts of a multipart direct upload (up to 1,000 per call), each bound
+   * to its exact size: `partSize` bytes, the last one the rest.
+   * @throws DirectUploadExpiredError once its URLs have expired
+   */
+  async presignDirectUploadParts(fileId: string, partNumbers: readonly number[]): Promise<PresignedPart[]> {
+    return this.#direct.presignParts(fileId, partNumbers);
+  }
+
+  /** The parts of a multipart direct upload that have arrived (to resume it). */
+  async listDirectUploadParts(fileId: string): Promise<UploadedPart[]> {
+    return this.#direct.listParts(fileId);
+  }
+
+  /**
+   * Finish a direct upload: check the object (it exists; its size and type are the declared
+   * ones; its bytes hash to the declared MD5 and SHA-256, read once as a stream to compute the
+   * sha256), join multipart parts, and move the record to `stored` with its `file.stored` event
+   * in one transaction. Other bytes than declared: the record is `failed` (`size_mismatch`,
+   * `type_mismatch`, `checksum_mismatch`), the object deleted, and that record returned.
+   * Idempotent: once it has an answer, every call returns the same record.
+   * @throws DirectUploadIncompleteError while bytes are missing (nothing changes; complete again)
+   * @throws DirectUploadExpiredError past its deadline (the record is failed, `expired`)
+   * @throws UploadNotFoundError for an unknown id
+   */
+  async completeDirectUpload(fileId: string): Promise<UploadFile> {
+    return this.#direct.complete(fileId);
+  }
+
+  /** Abort a direct upload: the record is `failed` (`aborted`), whatever arrived removed. */
+  async abortDirectUpload(fileId: string): Promise<UploadFile> {
+    return this.#direct.abort(fileId);
   }
 
   /**
@@ -88,8 +171,29 @@ export class UploadService {
    * throw (`UploadFailedError`, or `StorageAbortedError` for an abort) after cleaning up.
    */
   async createUploadFile(input: CreateUploadFileInput): Promise<UploadFile> {
-    const now = this.#clock();
     const source = normalizeContent(input.content);
+    const checked = this.#check(input, source.size);
+    if ('refusal' in checked) return this.#refuse(checked.refusal, source);
+    const { file, name } = checked;
+    // The record exists, holding its key, before any byte is stored: after a crash at any
+    // point, whatever the storage holds is under a key a record names.
+    let recorded: UploadFile;
+    try {
+      recorded = await this.#record(file);
+    } catch (error) {
+      discard(source);
+      throw new UploadFailedError(file.id, `Could not record upload "${file.originalFilename}"; nothing was stored.`, { cause: error });
+    }
+    return this.#store(recorded, name, source, input);
+  }
+
+  /**
+   * The new `uploading` record of an upload and the name its key ends in, or the `failed` record
+   * of one refused (not yet written): the filename, type and declared size are checked here,
+   * the same for uploads through the app and direct ones.
+   */
+  #check(input: UploadDescription, size: number | undefined): { file: UploadFile; name: string } | { refusal: UploadFile } {
+    const now = this.#clock();
     const base: UploadFile = {
       id: uuidv7(now),
       ...(input.batchId === undefined ? {} : { batchId: input.batchId }),
@@ -104,30 +208,20 @@ export class UploadService {
       createdAt: now,
       updatedAt: now,
     };
+    const refuse = (file: UploadFile, errorCode: UploadErrorCode, errorMessage: string) => ({
+      refusal: { ...file, status: 'failed' as const, errorCode, errorMessage },
+    });
     let name: string;
     try {
       name = getValidName(input.filename);
     } catch (error) {
-      return this.#refuse(base, source, 'invalid_filename', error instanceof Error ? error.message : String(error));
+      return refuse(base, 'invalid_filename', error instanceof Error ? error.message : String(error));
     }
     const contentType = uploadContentType(name, input.contentType);
     const file: UploadFile = { ...base, contentType, storageKey: renderKeyTemplate(this.#keyTemplate, now) + name };
-    if (!this.#allows(contentType)) {
-      return this.#refuse(file, source, 'file_type_not_allowed', `Files of type ${contentType} are not accepted.`);
-    }
-    if (source.size !== undefined && source.size > this.#maxSizeBytes) {
-      return this.#refuse(file, source, 'file_too_large', this.#tooLargeMessage());
-    }
-    // The record exists, holding its key, before any byte is stored: after a crash at any
-    // point, whatever the storage holds is under a key a record names.
-    let recorded: UploadFile;
-    try {
-      recorded = await this.#record(file);
-    } catch (error) {
-      discard(source);
-      throw new UploadFailedError(file.id, `Could not record upload "${file.originalFilename}"; nothing was stored.`, { cause: error });
-    }
-    return this.#store(recorded, name, source, input);
+    if (!this.#allows(contentType)) return refuse(file, 'file_type_not_allowed', `Files of type ${contentType} are not accepted.`);
+    if (size !== undefined && size > this.#maxSizeBytes) return refuse(file, 'file_too_large', this.#tooLargeMessage());
+    return { file, name };
   }
 
   /** Create the record under its key, or a free alternative when another live upload holds it. */
@@ -151,9 +245,8 @@ export class UploadService {
     return this.#allowedTypes.has(`${contentType.split('/')[0] ?? ''}/*`);
   }
 
-  async #refuse(file: UploadFile, source: ReturnType<typeof normalizeContent>, code: UploadErrorCode, message: string) {
-    discard(source);
-    const failed: UploadFile = { ...file, status: 'failed', errorCode: code, errorMessage: message };
+  async #refuse(failed: UploadFile, source?: ReturnType<typeof normalizeContent>): Promise<UploadFile> {
+    if (source !== undefined) discard(source);
     await this.#repository.createFile(failed);
     return failed;
   }
@@ -212,18 +305,7 @@ export class UploadService {
       throw new UploadFailedError(file.id, `Could not store upload "${file.originalFilename}"; nothing was kept.`, { key: file.storageKey, cause: error });
     }
     try {
-      const sha256 = hash.digest('hex');
-      const shared = await this.#storage.signedUrl(key, attachment ? { download: name } : {});
-      return await this.#unitOfWork.transaction(async (tx) => {
-        const stored = await tx.repository.updateFile(
-          file.id,
-          { status: 'stored', storageKey: key, sizeBytes: size, sha256, contentType: file.contentType },
-          { expectedStatus: 'uploading', now: this.#clock() },
-        );
-        if (stored === undefined) throw new Error(`upload file ${file.id} is no longer uploading`);
-        await tx.outbox.emit({ aggregateType: AGGREGATE_TYPE, aggregateId: file.id, eventType: 'file.stored', payload: { ...fileStoredPayload(stored, shared) } });
-        return stored;
-      });
+      return await this.#commitStored(file, { key, size, sha256: hash.digest('hex') });
     } catch (error) {
       // Never a stored object without its record moving to stored, nor an event without the object.
       await this.#storage.delete(key).catch(() => undefined);
@@ -233,6 +315,25 @@ export class UploadService {
         cause: error,
       });
     }
+  }
+
+  /**
+   * `uploading → stored` with its `file.stored` event, in one transaction.
+   * @throws when the record is no longer `uploading`, or the transaction fails (nothing changed)
+   */
+  async #commitStored(file: UploadFile, stored: { key: string; size: number; sha256: string }): Promise<UploadFile> {
+    const download = this.#attachmentTypes.has(file.contentType) ? getValidName(file.originalFilename) : undefined;
+    const shared = await this.#storage.signedUrl(stored.key, download === undefined ? {} : { download });
+    return this.#unitOfWork.transaction(async (tx) => {
+      const updated = await tx.repository.updateFile(
+        file.id,
+        { status: 'stored', storageKey: stored.key, sizeBytes: stored.size, sha256: stored.sha256, contentType: file.contentType },
+        { expectedStatus: 'uploading', now: this.#clock() },
+      );
+      if (updated === undefined) throw new Error(`upload file ${file.id} is no longer uploading`);
+      await tx.outbox.emit({ aggregateType: AGGREGATE_TYPE, aggregateId: file.id, eventType: 'file.stored', payload: { ...fileStoredPayload(updated, shared) } });
+      return updated;
+    });
   }
 
   async #fail(id: string, code: UploadErrorCode, message: string): Promise<UploadFile> {
