@@ -192,7 +192,8 @@ export class UploadUrlSigner {
     }
     const header = (name: string): string | undefined => {
       const { headers } = request;
-      const value = headers instanceof Headers ? headers.get(name) : headers[name] ?? headers[name.toLowerCase()];
+      // Node lower-cases incoming header names; a hand-made record may not.
+      const value = headers instanceof Headers ? headers.get(name) : headers[name] ?? Object.entries(headers).find(([key]) => key.toLowerCase() === name)?.[1];
       return value === null || value === undefined ? undefined : Array.isArray(value) ? value[0] : value;
     };
     const expect = (name: string, wanted: string | undefined): void => {
@@ -224,6 +225,9 @@ export class UploadUrlSigner {
     // A refused request's body is left unread: the route answers, and Node's server discards it.
     const grant = this.verify(request, now);
     const check = new BodyCheck(grant);
+    // The refusal may come before the storage starts reading (a small body, while it opens its
+    // temp file): kept in `check.refusal` and seen by the save as the stream's error.
+    check.on('error', () => undefined);
     const input = toStream(source);
     input.on('error', (error) => check.destroy(error));
     input.pipe(check);

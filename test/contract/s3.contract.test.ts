@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PART, s3Cleanup, s3Leftovers, s3StorageFor } from '../helpers/s3-fixture.js';
 import { describeS3, rawClient } from '../helpers/s3-env.js';
+import { fetchUpload } from '../helpers/upload-route.js';
 import { storageContract } from './storage-contract.js';
 
 describeS3('S3Storage', (env) => {
@@ -37,6 +38,8 @@ describeS3('S3Storage', (env) => {
         settle: async () => {
           await Promise.all([storage.drain(), overwriting.drain()]);
         },
+        sendUpload: fetchUpload,
+        secrets: [env.secretAccessKey],
         // A process killed mid-stream leaves its name claim and its multipart upload.
         strandWrite: async (key) => {
           const Key = `${location}/${key}`;

@@ -12,9 +12,11 @@ import {
   StorageAbortedError,
   StorageWriteError,
   isInvalidKeyError,
+  type PresignedUpload,
   type Storage,
   type StorageContent,
 } from '../../src/index.js';
+import { presignUploadContract } from './presign-upload-contract.js';
 import { HOSTILE_KEYS } from '../fixtures/hostile-keys.js';
 import { bytesOf, patternStream, sha256 } from '../helpers/streams.js';
 
@@ -29,6 +31,13 @@ export interface StorageFixture {
   settle?(): Promise<void>;
   /** Leave an unfinished write for `key`, as a process killed mid-save would. */
   strandWrite?(key: string): Promise<void>;
+  /**
+   * Send one upload the way a client would (S3: to the server; filesystem: to the app's route
+   * over HTTP; memory: to `receiveUpload()`), with exactly these headers; the HTTP status.
+   */
+  sendUpload(upload: PresignedUpload, body: Buffer): Promise<number>;
+  /** Secrets that must never appear in a URL or a header (the S3 secret key, the upload secret). */
+  secrets?: string[];
 }
 
 export interface ContractOptions {
@@ -509,6 +518,10 @@ export function storageContract(name: string, makeFixture: () => Promise<Storage
         await expect(storage.move('cp/missing.txt', 'cp/dst.txt')).rejects.toBeInstanceOf(ObjectNotFoundError);
         await expectNothingLeft(fixture);
       });
+    });
+
+    describe('presignUpload', () => {
+      presignUploadContract(() => fixture, { keepsMetadata: options.keepsMetadata });
     });
 
     describe('url', () => {
