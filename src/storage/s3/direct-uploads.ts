@@ -31,6 +31,11 @@ export const MAX_PARTS = 10_000;
  * MD5) makes the server refuse anything else.
  */
 const SIGNED_HEADERS = new Set(['content-type', 'content-length', 'content-md5', 'content-disposition']);
+/**
+ * A part's length is signed; its `Content-Type` is not (the object's type was fixed when the
+ * upload was created, and a browser sends a sliced Blob's type, or none).
+ */
+const PART_SIGNED_HEADERS = new Set(['content-length']);
 
 /**
  * Drop the request checksum the SDK adds under `requestChecksumCalculation: 'WHEN_SUPPORTED'`
@@ -77,9 +82,9 @@ export class S3DirectUploads {
     this.#place = place;
   }
 
-  async #sign(command: PutObjectCommand | UploadPartCommand, expiresIn: number): Promise<{ url: string; expiresAt: Date }> {
+  async #sign(command: PutObjectCommand | UploadPartCommand, expiresIn: number, signableHeaders: Set<string>): Promise<{ url: string; expiresAt: Date }> {
     const signedAt = Date.now();
-    const url = await getSignedUrl(this.#place.signingClient, withoutRequestChecksum(command) as PutObjectCommand, { expiresIn, signableHeaders: SIGNED_HEADERS });
+    const url = await getSignedUrl(this.#place.signingClient, withoutRequestChecksum(command) as PutObjectCommand, { expiresIn, signableHeaders });
     return { url, expiresAt: new Date(Math.floor(signedAt / 1000) * 1000 + expiresIn * 1000) };
   }
 
@@ -97,7 +102,7 @@ export class S3DirectUploads {
       ...(options.md5 === undefined ? {} : { ContentMD5: options.md5 }),
       ...(options.contentDisposition === undefined ? {} : { ContentDisposition: options.contentDisposition }),
     });
-    const { url, expiresAt } = await this.#sign(command, expiresIn);
+    const { url, expiresAt } = await this.#sign(command, expiresIn, SIGNED_HEADERS);
     return { method: 'PUT', url, headers: uploadHeaders(options), expiresAt };
   }
 
@@ -138,7 +143,7 @@ export class S3DirectUploads {
       PartNumber: part.partNumber,
       ContentLength: part.size,
     });
-    const { url, expiresAt } = await this.#sign(command, expiresIn);
+    const { url, expiresAt } = await this.#sign(command, expiresIn, PART_SIGNED_HEADERS);
     return { method: 'PUT', url, headers: {}, expiresAt };
   }
 
