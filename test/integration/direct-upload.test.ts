@@ -143,7 +143,7 @@ function directUploadSuite(name: string, makeBackend: () => Promise<Backend>): v
       const put = upload as PresignedUpload;
       expect(put.headers['Content-Disposition']).toMatch(/^attachment; filename="invoice\.html"/u);
       // Without the header the storage refuses it.
-      const { 'Content-Disposition': _dropped, ...without } = put.headers;
+      const without = Object.fromEntries(Object.entries(put.headers).filter(([name]) => name !== 'Content-Disposition'));
       expect(await backend.send({ ...put, headers: without }, body)).toBeGreaterThanOrEqual(400);
       expect(await backend.send(put, body)).toBe(200);
       expect((await uploads.completeDirectUpload(file.id)).status).toBe('stored');
