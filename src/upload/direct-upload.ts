@@ -67,6 +67,9 @@ export interface PresignedPart extends PresignedUpload {
 
 /** How long after its URLs expire a direct upload may still be completed: for a PUT that started just before. */
 export const DIRECT_UPLOAD_COMPLETE_GRACE_MS = 15 * 60_000;
+/** The last instant (ms) a direct upload may be completed: its URLs' expiry and the grace. */
+export const directUploadDeadline = (state: Pick<DirectUploadState, 'expiresAt'>): number => state.expiresAt.getTime() + DIRECT_UPLOAD_COMPLETE_GRACE_MS;
+
 /** Uploads from this size up go multipart by default (as Uppy's `shouldUseMultipart` does). */
 export const DEFAULT_MULTIPART_THRESHOLD = 100 * 1024 ** 2;
 /** Parts presigned per call, at most. */
@@ -206,7 +209,7 @@ export class DirectUploads {
   /** Past its deadline: fail it, remove what arrived, and say so. */
   async #expireIfLate(file: UploadFile & { directUpload: DirectUploadState }): Promise<void> {
     const { expiresAt } = file.directUpload;
-    if (this.#deps.clock().getTime() <= expiresAt.getTime() + DIRECT_UPLOAD_COMPLETE_GRACE_MS) return;
+    if (this.#deps.clock().getTime() <= directUploadDeadline(file.directUpload)) return;
     await this.#discard(file, 'expired', `The direct upload expired at ${expiresAt.toISOString()} before it was completed.`);
     throw new DirectUploadExpiredError(file.id, expiresAt, { key: file.storageKey });
   }

@@ -3,7 +3,8 @@
  * storage and the records back into agreement. Each step is bounded per call.
  */
 import { ObjectNotFoundError, isObjectNotFoundError, isStorageDeleteError, type DeleteFailure } from '../errors.js';
-import type { Storage } from '../types.js';
+import type { PendingWrite, Storage } from '../types.js';
+import { directUploadDeadline } from './direct-upload.js';
 import type { UploadFile } from './model.js';
 import type { UploadRepository } from './ports.js';
 
@@ -26,7 +27,10 @@ export interface ReconcileOptions {
 /** What `reconcile()` found (and, unless `dryRun`, repaired). */
 export interface ReconcileReport {
   dryRun: boolean;
-  /** `uploading` records past the grace period (their process died): marked failed, `interrupted`. */
+  /**
+   * `uploading` records past the grace period (their process died): marked failed,
+   * `interrupted`; direct uploads only once past their deadline too, as `expired`.
+   */
   interruptedUploads: number;
   /** Unfinished writes past the grace period (S3 multipart uploads and claims, FS temp files): removed. */
   pendingWrites: number;
@@ -80,36 +84,57 @@ export async function reconcileUploads(deps: ReconcileDeps, options: ReconcileOp
   const cursor = decodeCursor(options.cursor);
   const next: Cursor = {};
 
-  // 1. Records of uploads whose process died: they release their keys, so step 3 sees the
+  // 1. Records of uploads whose process died, and direct uploads past their deadline (a direct
+  //    upload's client may take until then): they release their keys, so step 3 sees the
   //    objects they left as unowned.
   const stale = await repository.findFiles({ createdBefore: staleBefore, statuses: ['uploading'], limit });
+  const due = stale.filter((file) => file.directUpload === undefined || directUploadDeadline(file.directUpload) < now.getTime());
   // A dry run counts as if step 1 had run: those records' keys are no longer owned.
-  const released = new Set(dryRun ? stale.map((file) => file.storageKey) : []);
-  if (!dryRun && stale.length > 0) {
-    await repository.failFiles(
-      stale.map((file) => file.id),
-      { code: 'interrupted', message: 'The upload never finished (its process stopped); found by reconcile().' },
-      { expectedStatuses: ['uploading'], now },
-    );
-  }
-
-  // 2. Unfinished writes: multipart uploads, claims, temp files.
-  let pendingWrites = 0;
-  // Claims are objects too: step 3 must not count them again.
-  const claims = new Set<string>();
-  if (storage.listPendingWrites !== undefined && storage.removePendingWrite !== undefined) {
-    for await (const write of storage.listPendingWrites({ prefix: uploadPrefix, startedBefore: staleBefore })) {
-      if (!dryRun) await storage.removePendingWrite(write);
-      if (write.kind === 'claim') claims.add(write.key);
-      pendingWrites += 1;
-      if (pendingWrites >= limit) break;
+  const released = new Set(due.map((file) => file.storageKey));
+  if (!dryRun) {
+    const interrupted = due.filter((file) => file.directUpload === undefined).map((file) => file.id);
+    const expired = due.filter((file) => file.directUpload !== undefined).map((file) => file.id);
+    if (interrupted.length > 0) {
+      await repository.failFiles(interrupted, { code: 'interrupted', message: 'The upload never finished (its process stopped); found by reconcile().' }, {
+        expectedStatuses: ['uploading'],
+        now,
+      });
+    }
+    if (expired.length > 0) {
+      await repository.failFiles(expired, { code: 'expired', message: 'The direct upload was never completed before its deadline; found by reconcile().' }, {
+        expectedStatuses: ['uploading'],
+        now,
+      });
     }
   }
 
-  // Steps 1 and 2 start over on each call; say that there is more when they stopped at the limit.
-  if (stale.length >= limit || pendingWrites >= limit) next.again = true;
+  // 2. Unfinished writes: multipart uploads, claims, temp files; but not those of a live
+  //    upload (a direct upload's multipart upload lives as long as the upload may).
+  let pendingWrites = 0;
+  let listedWrites = 0;
+  // Claims are objects too: step 3 must not count them again.
+  const claims = new Set<string>();
+  if (storage.listPendingWrites !== undefined && storage.removePendingWrite !== undefined) {
+    const writes: PendingWrite[] = [];
+    for await (const write of storage.listPendingWrites({ prefix: uploadPrefix, startedBefore: staleBefore })) {
+      writes.push(write);
+      if (writes.length >= limit) break;
+    }
+    listedWrites = writes.length;
+    const owned = writes.length === 0 ? new Set<string>() : await repository.findLiveStorageKeys([...new Set(writes.map((write) => write.key))]);
+    for (const write of writes) {
+      if (owned.has(write.key) && !released.has(write.key)) continue;
+      if (!dryRun) await storage.removePendingWrite(write);
+      if (write.kind === 'claim') claims.add(write.key);
+      pendingWrites += 1;
+    }
+  }
+
+  // Steps 1 and 2 start over on each call; say that there is more when they stopped at the
+  // limit and did something (what they skip, live uploads' writes, they would meet again).
+  if ((stale.length >= limit && due.length > 0) || (listedWrites >= limit && pendingWrites > 0)) next.again = true;
   // When step 2 stopped early, an empty object may be a claim it did not reach: leave those to it.
-  const claimsUnseen = pendingWrites >= limit;
+  const claimsUnseen = listedWrites >= limit;
 
   // 3. Objects no live record owns, a page of keys at a time: one query and one batched
   //    delete per page. Keys that could not be deleted are reported, and found again next round.
@@ -171,7 +196,7 @@ export async function reconcileUploads(deps: ReconcileDeps, options: ReconcileOp
   const more = next.again === true || next.object !== undefined || next.record !== undefined;
   return {
     dryRun,
-    interruptedUploads: stale.length,
+    interruptedUploads: due.length,
     pendingWrites,
     orphanObjects,
     missingObjects: missing.length,

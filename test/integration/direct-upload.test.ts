@@ -323,6 +323,30 @@ describeS3('direct uploads on S3', (env) => {
       expect((await uploads.completeDirectUpload(file.id)).sha256).toBe(sha256(body));
     });
 
+    it('maintenance leaves a direct upload alone until its deadline, however old', async () => {
+      const uploads = new UploadService({
+        storage,
+        repository: store.repository,
+        unitOfWork: store,
+        clock: () => new Date(now),
+        multipartThreshold: 16 * MiB,
+        maxSizeBytes: 256 * MiB,
+        directUploadExpiresIn: 3 * 24 * 3600,
+      });
+      const body = bytes(17 * MiB, 10);
+      const { file } = await uploads.createDirectUpload({ filename: 'slow-client.bin', size: body.length });
+      const { statuses } = await sendParts(uploads, file.id, body, [1]);
+      expect(statuses).toEqual([200]);
+      now += 25 * HOUR; // past reconcile's grace, not past the upload's 3 days
+      const report = await uploads.reconcile();
+      expect(report).toMatchObject({ interruptedUploads: 0, pendingWrites: 0, orphanObjects: 0 });
+      expect((await store.repository.getFile(file.id))?.status).toBe('uploading');
+      expect(await uploads.listDirectUploadParts(file.id)).toHaveLength(1);
+      // The client comes back and finishes.
+      expect((await sendParts(uploads, file.id, body, [2, 3])).statuses).toEqual([200, 200]);
+      expect((await uploads.completeDirectUpload(file.id)).sha256).toBe(sha256(body));
+    });
+
     it('abandoned: half the parts sent, never completed; after maintenance nothing is left', async () => {
       const uploads = service();
       const body = bytes(32 * MiB, 9);
