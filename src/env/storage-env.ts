@@ -7,6 +7,7 @@ import { validateKey } from '../keys.js';
 import type { Storage } from '../types.js';
 import type { UploadServiceOptions } from '../upload/options.js';
 import { DEFAULT_MAX_SIZE_BYTES } from '../upload/options.js';
+import { DEFAULT_MULTIPART_THRESHOLD } from '../upload/direct-upload.js';
 import { loadS3Adapter } from './load-s3.js';
 import { EnvReader, type Env } from './readers.js';
 
@@ -14,6 +15,8 @@ export interface FileSystemStorageConfig {
   backend: 'filesystem';
   location: string;
   baseUrl: string;
+  /** The HMAC key of direct-upload URLs (`MEDIA_UPLOAD_SECRET`); random per process when absent. */
+  uploadSecret?: string;
 }
 
 export interface S3StorageConfig {
@@ -65,6 +68,11 @@ export function loadStorageConfig(env: Env = process.env): StorageConfig {
       location: read.string('MEDIA_ROOT', './media'),
       baseUrl: read.string('MEDIA_URL', '/media/'),
     };
+    const uploadSecret = read.secret('MEDIA_UPLOAD_SECRET');
+    if (uploadSecret !== undefined) {
+      if (Buffer.byteLength(uploadSecret) < 32) read.problem('MEDIA_UPLOAD_SECRET', 'is shorter than 32 bytes', 'at least 32 bytes, e.g. from `openssl rand -base64 32`');
+      else config.uploadSecret = uploadSecret;
+    }
     read.throwIfProblems('Storage configuration (filesystem)');
     return config;
   }
@@ -117,7 +125,9 @@ export function loadStorageConfig(env: Env = process.env): StorageConfig {
  * none of its packages installed. Without them, S3 fails with a StorageConfigError naming them.
  */
 export async function createStorage(config: StorageConfig): Promise<Storage> {
-  if (config.backend === 'filesystem') return new FileSystemStorage({ location: config.location, baseUrl: config.baseUrl });
+  if (config.backend === 'filesystem') {
+    return new FileSystemStorage({ location: config.location, baseUrl: config.baseUrl, ...(config.uploadSecret === undefined ? {} : { uploadSecret: config.uploadSecret }) });
+  }
   const { S3Storage } = await loadS3Adapter();
   return new S3Storage({
     bucket: config.bucket,
@@ -151,7 +161,9 @@ const mask = (value: string): string => (value.length <= 4 ? '****' : `${value.s
 
 /** A summary of the configuration that is safe to log: secrets redacted. */
 export function describeStorageConfig(config: StorageConfig = loadStorageConfig()): Record<string, string | number | boolean> {
-  if (config.backend === 'filesystem') return { backend: 'filesystem', location: config.location, baseUrl: config.baseUrl };
+  if (config.backend === 'filesystem') {
+    return { backend: 'filesystem', location: config.location, baseUrl: config.baseUrl, uploadSecret: config.uploadSecret === undefined ? 'random per process' : '(set, redacted)' };
+  }
   const { credentials, ...rest } = config;
   return {
     ...rest,
@@ -161,7 +173,9 @@ export function describeStorageConfig(config: StorageConfig = loadStorageConfig(
 }
 
 /** UploadService options from `FILE_UPLOAD_*` variables. */
-export function loadUploadSettingsFromEnv(env: Env = process.env): Required<Pick<UploadServiceOptions, 'maxSizeBytes' | 'ttlHours' | 'expiryNotifyHours'>> & {
+export function loadUploadSettingsFromEnv(
+  env: Env = process.env,
+): Required<Pick<UploadServiceOptions, 'maxSizeBytes' | 'ttlHours' | 'expiryNotifyHours' | 'directUploadExpiresIn' | 'multipartThreshold'>> & {
   allowedTypes: string[] | null;
 } {
   const read = new EnvReader(env);
@@ -177,6 +191,8 @@ export function loadUploadSettingsFromEnv(env: Env = process.env): Required<Pick
     allowedTypes: allowedTypes === null || allowedTypes.length === 0 ? null : allowedTypes,
     ttlHours: read.integer('FILE_UPLOAD_TTL_HOURS', 24, { min: 1 }),
     expiryNotifyHours: read.integer('FILE_UPLOAD_EXPIRY_NOTIFY_HOURS', 1, { min: 0 }),
+    directUploadExpiresIn: read.integer('FILE_UPLOAD_DIRECT_EXPIRES', 3600, { min: 1, max: 604800 }),
+    multipartThreshold: read.bytes('FILE_UPLOAD_MULTIPART_THRESHOLD', DEFAULT_MULTIPART_THRESHOLD, { min: 5 * 1024 * 1024 }),
   };
   read.throwIfProblems('Upload settings');
   return settings;

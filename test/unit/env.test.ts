@@ -196,8 +196,32 @@ describe('describeStorageConfig', () => {
 });
 
 describe('loadUploadSettingsFromEnv', () => {
+  it('reads MEDIA_UPLOAD_SECRET for the filesystem, refuses a short one, never describes it', () => {
+    const secret = 'a-long-enough-upload-secret-0123456789';
+    const config = loadStorageConfig({ STORAGE_BACKEND: 'filesystem', MEDIA_UPLOAD_SECRET: secret });
+    expect(config).toMatchObject({ backend: 'filesystem', uploadSecret: secret });
+    expect(JSON.stringify(describeStorageConfig(config))).not.toContain(secret);
+    expect(describeStorageConfig(config)).toMatchObject({ uploadSecret: '(set, redacted)' });
+    const error = (() => {
+      try {
+        loadStorageConfig({ STORAGE_BACKEND: 'filesystem', MEDIA_UPLOAD_SECRET: 'short-secret' });
+      } catch (e) {
+        return e as Error;
+      }
+      return undefined;
+    })();
+    expect(error?.message).toContain('MEDIA_UPLOAD_SECRET');
+    expect(error?.message).not.toContain('short-secret');
+  });
   it('has the seed defaults', () => {
-    expect(loadUploadSettingsFromEnv({})).toEqual({ maxSizeBytes: 52428800, allowedTypes: null, ttlHours: 24, expiryNotifyHours: 1 });
+    expect(loadUploadSettingsFromEnv({})).toEqual({
+      maxSizeBytes: 52428800,
+      allowedTypes: null,
+      ttlHours: 24,
+      expiryNotifyHours: 1,
+      directUploadExpiresIn: 3600,
+      multipartThreshold: 100 * 1024 * 1024,
+    });
   });
   it('reads good values', () => {
     expect(
@@ -206,8 +230,17 @@ describe('loadUploadSettingsFromEnv', () => {
         FILE_UPLOAD_ALLOWED_TYPES: 'image/png, Application/PDF,,',
         FILE_UPLOAD_TTL_HOURS: '48',
         FILE_UPLOAD_EXPIRY_NOTIFY_HOURS: '2',
+        FILE_UPLOAD_DIRECT_EXPIRES: '900',
+        FILE_UPLOAD_MULTIPART_THRESHOLD: '16MiB',
       }),
-    ).toEqual({ maxSizeBytes: 1048576, allowedTypes: ['image/png', 'application/pdf'], ttlHours: 48, expiryNotifyHours: 2 });
+    ).toEqual({
+      maxSizeBytes: 1048576,
+      allowedTypes: ['image/png', 'application/pdf'],
+      ttlHours: 48,
+      expiryNotifyHours: 2,
+      directUploadExpiresIn: 900,
+      multipartThreshold: 16 * 1024 * 1024,
+    });
     expect(loadUploadSettingsFromEnv({ FILE_UPLOAD_ALLOWED_TYPES: ' ' }).allowedTypes).toBeNull();
   });
   it.each([
@@ -216,6 +249,8 @@ describe('loadUploadSettingsFromEnv', () => {
     ['FILE_UPLOAD_ALLOWED_TYPES', 'png'],
     ['FILE_UPLOAD_TTL_HOURS', '0'],
     ['FILE_UPLOAD_EXPIRY_NOTIFY_HOURS', '-1'],
+    ['FILE_UPLOAD_DIRECT_EXPIRES', '604801'],
+    ['FILE_UPLOAD_MULTIPART_THRESHOLD', '1MiB'],
   ])('refuses %s=%s', (variable, value) => {
     expect(problems({ [variable]: value }, loadUploadSettingsFromEnv)).toEqual([variable]);
   });
