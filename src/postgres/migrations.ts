@@ -196,6 +196,10 @@ const MIGRATIONS: Migration[] = [
   `);
     await installRelayFunctions(db, s);
   },
+  // How a direct upload was set up (see DirectUploadState); NULL for every other file.
+  sql((s) => `
+    ALTER TABLE ${s}.upload_file ADD COLUMN IF NOT EXISTS direct_upload jsonb;
+  `),
 ];
 
 /**

@@ -15,7 +15,7 @@ import {
   type UploadFilePatch,
   type UploadRepository,
 } from '../upload/ports.js';
-import { FILE_COLUMNS, LIVE_KEY_PREDICATE, LIVE_STATUS_PREDICATE, patchMayTakeKey } from '../upload/sql-rows.js';
+import { directUploadJson, FILE_COLUMNS, filePatchValue, LIVE_KEY_PREDICATE, LIVE_STATUS_PREDICATE, patchMayTakeKey } from '../upload/sql-rows.js';
 import { emitEvents } from './delivery-sql.js';
 import type { Queryable } from './migrations.js';
 import { isUuid, toBatch, toEvent, toFile, type Row } from './rows.js';
@@ -104,10 +104,10 @@ export class PostgresView implements UploadRepository, OutboxEmitter {
   async #insertFile(db: Queryable, f: UploadFile): Promise<void> {
     await db.query(
       `INSERT INTO ${this.s}.upload_file (id, batch_id, uploaded_by, storage_key, original_filename, content_type, size_bytes, sha256,
-         metadata, status, error_code, error_message, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+         metadata, status, error_code, error_message, direct_upload, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
       [f.id, f.batchId ?? null, f.uploadedBy ?? null, f.storageKey, f.originalFilename, f.contentType, f.sizeBytes, f.sha256,
-        JSON.stringify(f.metadata), f.status, f.errorCode ?? null, f.errorMessage ?? null, f.createdAt, f.updatedAt],
+        JSON.stringify(f.metadata), f.status, f.errorCode ?? null, f.errorMessage ?? null, directUploadJson(f.directUpload), f.createdAt, f.updatedAt],
     );
   }
 
@@ -123,8 +123,7 @@ export class PostgresView implements UploadRepository, OutboxEmitter {
     const values: unknown[] = [id];
     for (const [key, column] of Object.entries(FILE_COLUMNS) as Array<[keyof UploadFilePatch, string]>) {
       if (!(key in patch)) continue;
-      const value = patch[key];
-      values.push(key === 'metadata' ? JSON.stringify(value) : (value ?? null));
+      values.push(filePatchValue(patch, key));
       sets.push(`${column} = $${values.length}`);
     }
     values.push(options.now ?? new Date());

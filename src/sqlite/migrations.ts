@@ -141,6 +141,11 @@ const MIGRATIONS: Array<string | ((db: Database.Database) => void)> = [
     WHERE status = 'pending' AND NOT EXISTS (SELECT 1 FROM webhook_delivery WHERE event_id = outbox_event.id);
     DROP INDEX IF EXISTS outbox_event_pending_idx;
   `,
+  // How a direct upload was set up (see DirectUploadState); NULL for every other file. A column
+  // CHECK added by ALTER TABLE is also checked against the rows already there (all NULL here).
+  `
+    ALTER TABLE upload_file ADD COLUMN direct_upload TEXT CHECK (direct_upload IS NULL OR json_valid(direct_upload));
+  `,
 ];
 
 /**

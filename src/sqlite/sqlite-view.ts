@@ -6,7 +6,7 @@
 import { StorageKeyTakenError } from '../upload/errors.js';
 import type { UploadBatch, UploadErrorCode, UploadFile, UploadFileStatus } from '../upload/model.js';
 import type { EmitResult, FilePage, FileQuery, NewOutboxEvent, OutboxEmitter, UploadFilePatch, UploadRepository } from '../upload/ports.js';
-import { FILE_COLUMNS, LIVE_KEY_PREDICATE, LIVE_STATUS_PREDICATE, patchMayTakeKey } from '../upload/sql-rows.js';
+import { directUploadJson, FILE_COLUMNS, filePatchValue, LIVE_KEY_PREDICATE, LIVE_STATUS_PREDICATE, patchMayTakeKey } from '../upload/sql-rows.js';
 import { ms, toBatch, toFile, type Row, type Statements } from './rows.js';
 import { isLiveKeyViolation } from './sql-errors.js';
 import { insertEvent } from './sqlite-deliveries.js';
@@ -50,10 +50,10 @@ export class SqliteView implements UploadRepository, OutboxEmitter {
   #insertFile(f: UploadFile): void {
     this.#sql.run(
       `INSERT INTO upload_file (id, batch_id, uploaded_by, storage_key, original_filename, content_type, size_bytes, sha256,
-         metadata, status, error_code, error_message, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         metadata, status, error_code, error_message, direct_upload, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       f.id, f.batchId ?? null, f.uploadedBy ?? null, f.storageKey, f.originalFilename, f.contentType, f.sizeBytes, f.sha256,
-      JSON.stringify(f.metadata), f.status, f.errorCode ?? null, f.errorMessage ?? null, ms(f.createdAt), ms(f.updatedAt),
+      JSON.stringify(f.metadata), f.status, f.errorCode ?? null, f.errorMessage ?? null, directUploadJson(f.directUpload), ms(f.createdAt), ms(f.updatedAt),
     );
   }
 
@@ -69,8 +69,7 @@ export class SqliteView implements UploadRepository, OutboxEmitter {
     const values: unknown[] = [];
     for (const [key, column] of Object.entries(FILE_COLUMNS) as Array<[keyof UploadFilePatch, string]>) {
       if (!(key in patch)) continue;
-      const value = patch[key];
-      values.push(key === 'metadata' ? JSON.stringify(value) : (value ?? null));
+      values.push(filePatchValue(patch, key));
       sets.push(`${column} = ?`);
     }
     sets.push('updated_at = ?');

@@ -4,7 +4,16 @@
  * Optional fields are left out (not `undefined`) when their column is NULL, so what is read
  * back equals what was written.
  */
-import type { DeliveryAttempt, OutboxDelivery, OutboxEvent, UploadBatch, UploadFile, WebhookDelivery, WebhookEndpoint } from './model.js';
+import type {
+  DeliveryAttempt,
+  DirectUploadState,
+  OutboxDelivery,
+  OutboxEvent,
+  UploadBatch,
+  UploadFile,
+  WebhookDelivery,
+  WebhookEndpoint,
+} from './model.js';
 import { LIVE_FILE_STATUSES, type UploadFilePatch } from './ports.js';
 
 export type Row = Record<string, unknown>;
@@ -26,6 +35,7 @@ export const FILE_COLUMNS: Record<keyof UploadFilePatch, string> = {
   errorCode: 'error_code',
   errorMessage: 'error_message',
   metadata: 'metadata',
+  directUpload: 'direct_upload',
 };
 
 /**
@@ -104,6 +114,34 @@ export function attemptLogJson(log: readonly DeliveryAttempt[]): string {
   return JSON.stringify(log.map((a) => ({ ...a, at: a.at.toISOString() })));
 }
 
+/**
+ * The `direct_upload` column: `{ method, size, expiresAt: ISO 8601, md5?, sha256?, uploadId?, partSize? }`,
+ * or NULL for a file without a direct upload. Only the declared members are written, so what is
+ * read back equals what was written.
+ */
+export function directUploadJson(state: DirectUploadState | undefined): string | null {
+  if (state === undefined) return null;
+  const { method, size, expiresAt, md5, sha256, uploadId, partSize } = state;
+  return JSON.stringify({ method, size, expiresAt: expiresAt.toISOString(), md5, sha256, uploadId, partSize });
+}
+
+const toDirectUpload = (value: Record<string, unknown>): DirectUploadState => ({
+  method: value['method'] as DirectUploadState['method'],
+  size: Number(value['size']),
+  expiresAt: new Date(String(value['expiresAt'])),
+  ...(typeof value['md5'] === 'string' ? { md5: value['md5'] } : {}),
+  ...(typeof value['sha256'] === 'string' ? { sha256: value['sha256'] } : {}),
+  ...(typeof value['uploadId'] === 'string' ? { uploadId: value['uploadId'] } : {}),
+  ...(typeof value['partSize'] === 'number' ? { partSize: value['partSize'] } : {}),
+});
+
+/** A patched file field as its column holds it, the same on every SQL store: JSON as text, absent as NULL. */
+export function filePatchValue(patch: UploadFilePatch, key: keyof UploadFilePatch): unknown {
+  if (key === 'metadata') return JSON.stringify(patch.metadata);
+  if (key === 'directUpload') return directUploadJson(patch.directUpload);
+  return patch[key] ?? null;
+}
+
 const toAttempt = (value: Record<string, unknown>): DeliveryAttempt => ({
   at: new Date(String(value['at'])),
   ...(typeof value['status'] === 'number' ? { status: value['status'] } : {}),
@@ -141,6 +179,7 @@ export function rowMappers(codec: RowCodec): RowMappers {
       status: row['status'] as UploadFile['status'],
       ...optional('errorCode', row['error_code']),
       ...optional('errorMessage', row['error_message']),
+      ...(isNull(row['direct_upload']) ? {} : { directUpload: toDirectUpload(codec.json(row['direct_upload']) as Record<string, unknown>) }),
       createdAt: codec.date(row['created_at']),
       updatedAt: codec.date(row['updated_at']),
     }),

@@ -31,7 +31,7 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
     const fresh = `${schema}_m`;
     try {
       const parallel = await Promise.all(Array.from({ length: 4 }, () => migrate(pool, { schema: fresh })));
-      expect(parallel.map((r) => r.applied).sort()).toEqual([0, 0, 0, 4]);
+      expect(parallel.map((r) => r.applied).sort()).toEqual([0, 0, 0, 5]);
       const { rows } = await pool.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`, [fresh]);
       expect(rows.map((r) => r['table_name'])).toEqual(['doorito_migration', 'outbox_event', 'upload_batch', 'upload_file', 'webhook_delivery', 'webhook_endpoint']);
     } finally {
@@ -43,7 +43,8 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
    * A fresh schema as version `version` left it: the later migrations undone. Migration 4 adds
    * webhook_delivery, the endpoint columns and the relay's functions, and drops the event-claim
    * index; migration 3 only
-   * adds the live storage-key index (after fixing the data).
+   * adds the live storage-key index (after fixing the data). Migration 5 (the direct_upload
+   * column) stays: the store writes the tests' files with it, and 3 and 4 do not touch it.
    */
   const schemaAtVersion = async (name: string, version: 2 | 3) => {
     const q = `"${name}"`;
@@ -89,7 +90,7 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
       for (const f of files) await store.repository.createFile(f);
 
       expect(await migrate(pool, { schema: old })).toEqual({ applied: 2 });
-      expect(await versions()).toEqual([1, 2, 3, 4]);
+      expect(await versions()).toEqual([1, 2, 3, 4, 5]);
       for (const f of [stored, newerRacer, failed, alone]) expect(await store.repository.getFile(f.id)).toEqual(f);
       for (const f of [before, after, olderRacer]) {
         const got = await store.repository.getFile(f.id);
@@ -117,7 +118,7 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
       expect(message).not.toContain(`"${keys[10]!}"`);
       expect(message).toContain('and 2 more');
       expect(message).toMatch(/keep the one file .* mark the others failed/u);
-      expect(await versions()).toEqual([1, 2]);
+      expect(await versions()).toEqual([1, 2, 5]);
       const { rows } = await pool.query(`SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND indexname = 'upload_file_live_storage_key_idx'`, [old]);
       expect(rows).toEqual([]);
       // Rolled back as a whole: not even the uploading record that lost its key was touched.
@@ -238,6 +239,36 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
     });
   });
 
+  describe('migration 5: the direct_upload column', () => {
+    const old = `${schema}_v4`;
+    afterAll(async () => {
+      await pool.query(`DROP SCHEMA IF EXISTS "${old}" CASCADE`);
+    });
+
+    it('adds the column to a schema with records, which read back unchanged', async () => {
+      const q = `"${old}"`;
+      await pool.query(`DROP SCHEMA IF EXISTS ${q} CASCADE`);
+      await migrate(pool, { schema: old });
+      const store = new PostgresUploadStore({ pool, schema: old });
+      const files = [fileOf({ status: 'stored', sha256: 'ab', sizeBytes: 3 }), fileOf({ metadata: { a: '1' } })];
+      for (const f of files) await store.repository.createFile(f);
+      await pool.query(`ALTER TABLE ${q}.upload_file DROP COLUMN direct_upload; DELETE FROM ${q}.doorito_migration WHERE version = 5`);
+      // Rows of a schema as version 4 left it read back as they were: no direct upload.
+      for (const f of files) expect(await store.repository.getFile(f.id)).toStrictEqual(f);
+
+      expect(await migrate(pool, { schema: old })).toEqual({ applied: 1 });
+      const { rows } = await pool.query(`SELECT version FROM ${q}.doorito_migration ORDER BY version`);
+      expect(rows.map((r) => r['version'])).toEqual([1, 2, 3, 4, 5]);
+      for (const f of files) expect(await store.repository.getFile(f.id)).toStrictEqual(f);
+      const direct = fileOf({ directUpload: { method: 'put', size: 3, expiresAt: new Date(Date.UTC(2026, 10, 27, 11, 0, 0, 123)) } });
+      await store.repository.createFile(direct);
+      expect(await store.repository.getFile(direct.id)).toStrictEqual(direct);
+      // As the column holds it: jsonb, the instant as ISO 8601.
+      const column = await pool.query(`SELECT direct_upload FROM ${q}.upload_file WHERE id = $1`, [direct.id]);
+      expect(column.rows[0]?.['direct_upload']).toEqual({ method: 'put', size: 3, expiresAt: '2026-11-27T11:00:00.123Z' });
+    });
+  });
+
   it('seals endpoint secrets with a secretsKey: the column holds enc:v1:…, the store hands them out opened, a store without the key refuses', async () => {
     const key = randomBytes(32).toString('base64');
     const sealed = new PostgresUploadStore({ pool, schema, secretsKey: key, allowPrivateNetworks: true });
@@ -339,7 +370,7 @@ describe.runIf(available)('PostgresUploadStore [postgres]', () => {
       const fresh = `${schema}_c`;
       try {
         const store = new PostgresUploadStore({ client: await connect(), schema: fresh });
-        expect(await store.migrate()).toEqual({ applied: 4 });
+        expect(await store.migrate()).toEqual({ applied: 5 });
         expect(await store.migrate()).toEqual({ applied: 0 });
         // Statements queue behind a transaction that awaits, instead of slipping into it.
         const file = fileOf();

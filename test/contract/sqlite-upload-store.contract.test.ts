@@ -67,16 +67,19 @@ describe('SqliteUploadStore [sqlite]', () => {
   it('migrates idempotently, recording the version, on several connections to one file', () => {
     const a = connection();
     const b = connection();
-    expect(migrate(a)).toEqual({ applied: 3 });
+    expect(migrate(a)).toEqual({ applied: 4 });
     expect(migrate(a)).toEqual({ applied: 0 });
     expect(migrate(b)).toEqual({ applied: 0 });
-    expect(a.prepare('SELECT version FROM doorito_migration ORDER BY version').all()).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+    expect(a.prepare('SELECT version FROM doorito_migration ORDER BY version').all()).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
     const tables = a.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).pluck().all();
     expect(tables).toEqual(['doorito_migration', 'outbox_event', 'upload_batch', 'upload_file', 'webhook_delivery', 'webhook_endpoint']);
   });
 
   const versions = (db: Database.Database) => db.prepare('SELECT version FROM doorito_migration ORDER BY version').pluck().all();
-  /** A connection to a file as version 2 left it: migration 3 undone. */
+  /**
+   * A connection to a file as version 2 left it: migration 3 undone. Migration 4 (the
+   * direct_upload column) stays: the store writes the tests' files with it, and 3 does not touch it.
+   */
   const atVersion2 = () => {
     const db = connection();
     migrate(db);
@@ -114,7 +117,7 @@ describe('SqliteUploadStore [sqlite]', () => {
       for (const f of [stored, before, after, olderRacer, newerRacer, failed, alone]) await s.repository.createFile(f);
 
       expect(migrate(db)).toEqual({ applied: 2 });
-      expect(versions(db)).toEqual([1, 2, 3]);
+      expect(versions(db)).toEqual([1, 2, 3, 4]);
       for (const f of [stored, newerRacer, failed, alone]) expect(await s.repository.getFile(f.id)).toEqual(f);
       for (const f of [before, after, olderRacer]) {
         const got = await s.repository.getFile(f.id);
@@ -145,7 +148,7 @@ describe('SqliteUploadStore [sqlite]', () => {
       expect(message).not.toContain(`"${keys[10]!}"`);
       expect(message).toContain('and 2 more');
       expect(message).toMatch(/keep the one file .* mark the others failed/u);
-      expect(versions(db)).toEqual([1]);
+      expect(versions(db)).toEqual([1, 4]);
       expect(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'upload_file_live_storage_key_idx'`).all()).toEqual([]);
       expect(await s.repository.getFile(loser.id)).toEqual(loser);
       // A store opened on the file meanwhile refuses to start, with the same error.
@@ -186,7 +189,7 @@ describe('SqliteUploadStore [sqlite]', () => {
       const before = Date.now();
 
       expect(migrate(db)).toEqual({ applied: 1 });
-      expect(versions(db)).toEqual([1, 2, 3]);
+      expect(versions(db)).toEqual([1, 2, 3, 4]);
       expect(db.prepare(`SELECT name FROM sqlite_master WHERE name = 'outbox_event_pending_idx'`).all()).toEqual([]);
       const s = store({ database: db, migrate: false });
       const deliveriesOf = async (eventId: string) => (await s.listDeliveries({ eventId })).sort((a, b) => a.endpointId.localeCompare(b.endpointId));
@@ -250,6 +253,28 @@ describe('SqliteUploadStore [sqlite]', () => {
       const s = store({ database: db, migrate: false });
       expect(await s.getEvent(id)).toMatchObject({ status: 'delivered' });
       expect(await s.listDeliveries()).toEqual([]);
+    });
+  });
+
+  describe('migration 4: the direct_upload column', () => {
+    it('adds the column to a file with records, which read back unchanged, and takes only JSON in it', async () => {
+      const db = connection();
+      migrate(db);
+      const s = store({ database: db, migrate: false });
+      const old = [fileOf({ status: 'stored', sha256: 'ab', sizeBytes: 3 }), fileOf({ metadata: { a: '1' } })];
+      for (const f of old) await s.repository.createFile(f);
+      db.exec('ALTER TABLE upload_file DROP COLUMN direct_upload; DELETE FROM doorito_migration WHERE version = 4');
+      // Rows of a file as version 3 left it read back as they were: no direct upload.
+      for (const f of old) expect(await s.repository.getFile(f.id)).toStrictEqual(f);
+
+      expect(migrate(db)).toEqual({ applied: 1 });
+      expect(versions(db)).toEqual([1, 2, 3, 4]);
+      for (const f of old) expect(await s.repository.getFile(f.id)).toStrictEqual(f);
+      const direct = fileOf({ directUpload: { method: 'put', size: 3, expiresAt: new Date(Date.UTC(2026, 10, 27, 11)) } });
+      await s.repository.createFile(direct);
+      expect(await s.repository.getFile(direct.id)).toStrictEqual(direct);
+      expect(() => db.prepare(`UPDATE upload_file SET direct_upload = 'not json' WHERE id = ?`).run(direct.id)).toThrow(/CHECK constraint failed/u);
+      expect(await s.repository.getFile(direct.id)).toStrictEqual(direct);
     });
   });
 
@@ -375,7 +400,7 @@ describe('SqliteUploadStore [sqlite]', () => {
     // The store switches the fresh file to WAL (both processes at once), then each migrates.
     const body = `const db = new Database(file); new SqliteUploadStore({ database: db, migrate: false }); console.log(JSON.stringify(migrate(db))); db.close();`;
     const results = (await Promise.all([inProcess(file, startAt, body), inProcess(file, startAt, body)])) as Array<{ applied: number }>;
-    expect(results.map((r) => r.applied).sort()).toEqual([0, 3]);
+    expect(results.map((r) => r.applied).sort()).toEqual([0, 4]);
   });
 
   it('sets WAL and opens the file from a path; refuses a database that is neither a Database nor a path', () => {

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   isStorageKeyTakenError,
   StorageKeyTakenError,
+  type DirectUploadState,
   type OutboxEmitter,
   type OutboxEvent,
   type OutboxStore,
@@ -382,6 +383,101 @@ export function uploadStoreContract(name: string, open: () => Promise<{ store: U
     });
 
     outboxStoreContract(() => fx);
+
+    describe('direct uploads: the directUpload state round-trips', () => {
+      /** Every member set, the instant with milliseconds. */
+      const multipart = (): DirectUploadState => ({
+        method: 'multipart',
+        size: 5 * 1024 ** 4,
+        expiresAt: new Date('2026-11-27T11:00:00.123Z'),
+        md5: '1B2M2Y8AsgTpgAmY7PhCfg==',
+        sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        uploadId: 'VXBsb2FkIElEIGZvciBlbHZpbmcncyBteS1tb3ZpZS5tMnRz',
+        partSize: 64 * 1024 ** 2,
+      });
+
+      it('creates and reads a file with its direct upload exactly as written, and one without it with no directUpload at all', async () => {
+        const full = fileOf({ directUpload: multipart() });
+        const bare = fileOf({ directUpload: { method: 'put', size: 12, expiresAt: at(1) } });
+        const none = fileOf();
+        for (const f of [full, bare, none]) await fx.repository.createFile(f);
+        // toStrictEqual: a member present as undefined would fail, as would a string for the Date.
+        expect(await fx.repository.getFile(full.id)).toStrictEqual(full);
+        expect(await fx.repository.getFile(bare.id)).toStrictEqual(bare);
+        const read = await fx.repository.getFile(none.id);
+        expect(read).toStrictEqual(none);
+        expect(read).not.toHaveProperty('directUpload');
+        expect((await fx.repository.getFile(full.id))?.directUpload?.expiresAt).toBeInstanceOf(Date);
+      });
+
+      it('sets it with updateFile under compare-and-set on status, and keeps it through other patches', async () => {
+        const started = multipart();
+        delete started.uploadId;
+        const file = fileOf({ directUpload: started });
+        await fx.repository.createFile(file);
+        const withId = { ...started, uploadId: 'upload-id-from-the-storage' };
+        expect(await fx.repository.updateFile(file.id, { directUpload: withId }, { expectedStatus: 'stored', now: at(1) })).toBeUndefined();
+        expect(await fx.repository.getFile(file.id)).toStrictEqual(file);
+
+        const updated = await fx.repository.updateFile(file.id, { directUpload: withId }, { expectedStatus: 'uploading', now: at(1) });
+        expect(updated).toStrictEqual({ ...file, directUpload: withId, updatedAt: at(1) });
+        expect(await fx.repository.getFile(file.id)).toStrictEqual(updated);
+        const stored = await fx.repository.updateFile(file.id, { status: 'stored', sizeBytes: withId.size }, { expectedStatus: 'uploading', now: at(2) });
+        expect(stored).toStrictEqual({ ...file, directUpload: withId, status: 'stored', sizeBytes: withId.size, updatedAt: at(2) });
+
+        // A file created without one gets one.
+        const later = fileOf();
+        await fx.repository.createFile(later);
+        const put: DirectUploadState = { method: 'put', size: 3, expiresAt: at(3), sha256: 'ab' };
+        expect(await fx.repository.updateFile(later.id, { directUpload: put }, { expectedStatus: 'uploading', now: at(1) })).toStrictEqual({
+          ...later,
+          directUpload: put,
+          updatedAt: at(1),
+        });
+      });
+
+      it('lists and finds files with their direct upload, and rolls a patch of it back with its transaction', async () => {
+        const batchId = randomUUID();
+        const file = fileOf({ batchId, directUpload: multipart() });
+        const other = fileOf({ batchId, createdAt: at(1), directUpload: { method: 'post', size: 7, expiresAt: at(2) } });
+        for (const f of [file, other]) await fx.repository.createFile(f);
+        expect(await fx.repository.listFiles({ limit: 10 })).toStrictEqual([other, file]);
+        expect(await fx.repository.listFiles({ limit: 10, after: other })).toStrictEqual([file]);
+        expect(await fx.repository.findFiles({ createdBefore: at(5), statuses: ['uploading'], limit: 10 })).toStrictEqual([file, other]);
+        expect(await fx.repository.listBatchFiles(batchId)).toStrictEqual([file, other]);
+        expect(await fx.repository.findFilesByStorageKey(file.storageKey)).toStrictEqual([file]);
+
+        await expect(
+          fx.unitOfWork.transaction(async (tx) => {
+            await tx.repository.updateFile(file.id, { directUpload: { ...multipart(), uploadId: 'replaced' } }, { expectedStatus: 'uploading' });
+            expect((await tx.repository.getFile(file.id))?.directUpload?.uploadId).toBe('replaced');
+            throw new Error('after the patch');
+          }),
+        ).rejects.toThrow('after the patch');
+        expect(await fx.repository.getFile(file.id)).toStrictEqual(file);
+      });
+
+      it('keeps what callers pass and get apart from the stored record', async () => {
+        const file = fileOf({ directUpload: multipart() });
+        const written = structuredClone(file);
+        await fx.repository.createFile(file);
+        file.directUpload!.expiresAt.setTime(0);
+        file.directUpload!.uploadId = 'changed';
+        expect(await fx.repository.getFile(file.id)).toStrictEqual(written);
+        const read = await fx.repository.getFile(file.id);
+        read!.directUpload!.expiresAt.setTime(0);
+        delete read!.directUpload!.md5;
+        (await fx.repository.listFiles({ limit: 10 }))[0]!.directUpload!.size = 1;
+        (await fx.repository.findFiles({ createdBefore: at(5), statuses: ['uploading'], limit: 10 }))[0]!.directUpload!.partSize = 1;
+        expect(await fx.repository.getFile(file.id)).toStrictEqual(written);
+
+        const patch = { directUpload: { ...multipart(), partSize: 8 * 1024 ** 2 } };
+        const updated = await fx.repository.updateFile(file.id, patch, { now: at(1) });
+        patch.directUpload.expiresAt.setTime(0);
+        updated!.directUpload!.uploadId = 'changed';
+        expect(await fx.repository.getFile(file.id)).toStrictEqual({ ...written, directUpload: { ...multipart(), partSize: 8 * 1024 ** 2 }, updatedAt: at(1) });
+      });
+    });
 
     describe('batched maintenance: deleteFiles and failFiles', () => {
       const key = () => `uploads/2026/11/${randomUUID()}.txt`;
