@@ -100,6 +100,9 @@ export async function openPortal({ env = process.env, publicUrl, internalUrl = p
     await store.createWebhookEndpoint({ url: demoUrl, secret: demoSecret });
   }
 
+  // Where browsers send direct uploads: the origin of a presigned URL (signing is local, no request).
+  const uploadOrigin =
+    storage.multipartUploads === undefined ? undefined : new URL((await storage.presignUpload('csp-probe', { contentType: 'text/plain', size: 0 })).url).origin;
   const app = createApp({
     uploads,
     storage,
@@ -107,6 +110,7 @@ export async function openPortal({ env = process.env, publicUrl, internalUrl = p
     demo,
     settings,
     mediaServed: storageConfig.backend === 'filesystem',
+    uploadOrigin,
   });
 
   const sweepMs = Number(env.SWEEP_INTERVAL_SECONDS || 300) * 1000;
@@ -143,7 +147,12 @@ export async function openPortal({ env = process.env, publicUrl, internalUrl = p
     describe: () => ({
       storage: describeStorageConfig(storageConfig),
       database: database.describe,
-      uploads: { maxSizeBytes: settings.maxSizeBytes, ttlHours: settings.ttlHours, allowedTypes: settings.allowedTypes ?? 'any' },
+      uploads: {
+        maxSizeBytes: settings.maxSizeBytes,
+        ttlHours: settings.ttlHours,
+        allowedTypes: settings.allowedTypes ?? 'any',
+        route: uploadOrigin === undefined ? 'through this app' : `direct to ${uploadOrigin} (multipart from ${settings.multipartThreshold} bytes)`,
+      },
       relay: { demoEndpoint: env.WEBHOOK_DEMO === 'off' ? 'off' : demoUrl, sweepEverySeconds: sweepMs / 1000 },
     }),
     start() {

@@ -7,26 +7,11 @@ import { deliveryRoutes } from './deliveries.mjs';
 import { HttpError } from './http-error.mjs';
 import { serveMedia } from './media.mjs';
 import { receiveUploads } from './uploads.mjs';
+import { directUploadRoutes } from './direct.mjs';
+import { LIVE, fileJson } from './files.mjs';
 
 const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
-const LIVE = ['stored', 'processed'];
 const STATUSES = new Set(['uploading', 'stored', 'processed', 'failed', 'deleted']);
-
-/** A file as the API shows it. */
-export function fileJson(file) {
-  return {
-    id: file.id,
-    original_filename: file.originalFilename,
-    content_type: file.contentType,
-    size_bytes: file.sizeBytes,
-    sha256: file.sha256,
-    status: file.status,
-    error_code: file.errorCode ?? null,
-    batch_id: file.batchId ?? null,
-    created_at: file.createdAt.toISOString(),
-    download_url: LIVE.includes(file.status) ? `/uploads/${file.id}/download` : null,
-  };
-}
 
 const encodeCursor = (file) => Buffer.from(`${file.createdAt.getTime()}.${file.id}`).toString('base64url');
 
@@ -36,7 +21,9 @@ function decodeCursor(cursor) {
   return { createdAt: new Date(Number(match[1])), id: match[2] };
 }
 
-export function createApp({ uploads, storage, store, demo, settings, mediaServed }) {
+export function createApp({ uploads, storage, store, demo, settings, mediaServed, uploadOrigin }) {
+  // The page may connect to itself and, for direct uploads, to the storage's origin.
+  const connect = uploadOrigin === undefined ? "'self'" : `'self' ${uploadOrigin}`;
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
@@ -51,15 +38,22 @@ export function createApp({ uploads, storage, store, demo, settings, mediaServed
   app.use(
     express.static(PUBLIC_DIR, {
       index: 'index.html',
-      setHeaders: (res) => res.set('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
+      setHeaders: (res) => res.set('Content-Security-Policy', `default-src 'self'; img-src 'self' data:; connect-src ${connect}; frame-ancestors 'none'`),
     }),
   );
 
   app.get('/config', (req, res) => {
-    res.json({ max_size_bytes: settings.maxSizeBytes, allowed_types: settings.allowedTypes });
+    res.json({
+      max_size_bytes: settings.maxSizeBytes,
+      allowed_types: settings.allowedTypes,
+      // On S3 the page sends files to the bucket itself; on the filesystem, through this app.
+      direct_uploads: storage.multipartUploads !== undefined,
+      multipart_threshold: settings.multipartThreshold,
+    });
   });
 
   app.post('/uploads', receiveUploads({ uploads }));
+  app.use(directUploadRoutes({ uploads, storage, mediaServed }));
 
   app.get('/uploads', async (req, res) => {
     const limit = Math.min(Math.max(Number.parseInt(String(req.query.limit ?? '20'), 10) || 20, 1), 100);

@@ -100,14 +100,52 @@ describe('example portal over HTTP (local files + SQLite) [portal]', () => {
     const page = await fetch(`${portal.url}/`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-security-policy')).toContain("default-src 'self'");
+    expect(page.headers.get('content-security-policy')).toContain("connect-src 'self';");
     expect(await page.text()).toContain('<input id="file-input"');
     expect(await (await fetch(`${portal.url}/config`)).json()).toEqual({
       max_size_bytes: 50 * MiB,
       allowed_types: ['text/plain', 'text/html', 'image/*', 'application/octet-stream', 'application/pdf'],
+      direct_uploads: false,
+      multipart_threshold: 100 * MiB,
     });
     const health = await fetch(`${portal.url}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok', storage: 'ok', database: 'ok' });
+  });
+
+  it('direct uploads on local files: the signed URL is the portal\'s own PUT /media/ route; other bytes or an altered URL are refused', async () => {
+    const body = randomBytes(70_000);
+    const started = await fetch(`${portal.url}/uploads/direct`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ filename: 'direct local.bin', size: body.length, sha256: createHash('sha256').update(body).digest('hex') }),
+    });
+    expect(started.status).toBe(201);
+    const { file, upload } = (await started.json()) as { file: { id: string; status: string }; upload: { method: string; url: string; headers: Record<string, string> } };
+    expect(file.status).toBe('uploading');
+    expect(upload.method).toBe('PUT');
+    // Under the portal's public URL (localhost here); the test reaches the same server at portal.url.
+    const signed = new URL(upload.url);
+    expect(signed.pathname).toMatch(/^\/media\/uploads\/\d{4}\/\d{2}\/direct_local\.bin$/u);
+    upload.url = `${portal.url}${signed.pathname}${signed.search}`;
+    // Not the signed size, an altered signature: refused, nothing stored.
+    expect((await fetch(upload.url, { method: 'PUT', headers: upload.headers, body: body.subarray(1) })).status).toBe(400);
+    expect((await fetch(upload.url.replace(/Signature=([0-9a-f])/u, (_m, c: string) => `Signature=${c === '0' ? '1' : '0'}`), { method: 'PUT', headers: upload.headers, body })).status).toBe(403);
+    const early = await fetch(`${portal.url}/uploads/${file.id}/complete`, { method: 'POST' });
+    expect(early.status).toBe(409);
+    expect((await fetch(upload.url, { method: 'PUT', headers: upload.headers, body })).status).toBe(200);
+    const completed = await fetch(`${portal.url}/uploads/${file.id}/complete`, { method: 'POST' });
+    expect(completed.status).toBe(200);
+    const stored = (await completed.json()) as { status: string; sha256: string; url: string };
+    expect(stored).toMatchObject({ status: 'stored', sha256: createHash('sha256').update(body).digest('hex') });
+    const download = await fetch(`${portal.url}${new URL(stored.url).pathname}`);
+    expect(Buffer.from(await download.arrayBuffer()).equals(body)).toBe(true);
+    // Idempotent: the same answer again.
+    expect(((await (await fetch(`${portal.url}/uploads/${file.id}/complete`, { method: 'POST' })).json()) as { status: string }).status).toBe('stored');
+    // A refused initiation answers with the refusal's status.
+    const tooBig = await fetch(`${portal.url}/uploads/direct`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ filename: 'a.bin', size: 51 * MiB }) });
+    expect(tooBig.status).toBe(413);
+    expect(((await tooBig.json()) as { code: string }).code).toBe('file_too_large');
   });
 
   it('stores several files of one request as one batch, lists, shows, redirects, downloads and deletes them', async () => {

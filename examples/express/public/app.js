@@ -1,4 +1,5 @@
-// The portal page: uploads with one progress bar per file (XMLHttpRequest upload progress),
+// The portal page: uploads with one progress bar per file (XMLHttpRequest upload progress;
+// on S3, the browser's own PUTs to the bucket, in parts for big files),
 // a live list of stored files, the outbox's deliveries (with Redeliver) and what the demo
 // webhook received. No framework, no build.
 const $ = (id) => document.getElementById(id);
@@ -6,6 +7,8 @@ const input = $('file-input');
 const dropzone = $('dropzone');
 const progressList = $('progress-list');
 let maxSizeBytes = 50 * 1024 * 1024;
+// Set from /config: on S3 the page sends each file to the bucket itself (direct upload).
+let directUploads = false;
 let nextCursor = null;
 
 function el(tag, props = {}, ...children) {
@@ -58,35 +61,110 @@ function uploadOne(file) {
     return Promise.resolve();
   }
 
-  return new Promise((resolve) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open('POST', '/uploads');
-    xhr.responseType = 'json';
-    xhr.upload.addEventListener('progress', (event) => {
-      if (!event.lengthComputable) return;
-      bar.value = Math.round((event.loaded / event.total) * 100);
-      state.textContent = `${bar.value}%`;
-    });
-    xhr.addEventListener('load', () => {
-      const result = xhr.response?.files?.[0];
-      if (xhr.status === 201 && result?.status === 'stored') {
-        finish(true, `Stored · ${formatSize(result.size_bytes)} · sha256 ${result.sha256.slice(0, 12)}…`);
-      } else {
-        const error = result?.error ?? xhr.response ?? {};
-        finish(false, `Failed (${error.code ?? `HTTP ${xhr.status}`}): ${error.message ?? 'the server refused the file'}`);
-      }
-      resolve();
+  const done = (result) => finish(true, `Stored · ${formatSize(result.size_bytes)} · sha256 ${result.sha256.slice(0, 12)}…`);
+  const failed = (error, status) => finish(false, `Failed (${error?.code ?? `HTTP ${status}`}): ${error?.message ?? 'the server refused the file'}`);
+  item.dataset.route = directUploads ? 'direct' : 'app';
+  const progress = (loaded) => {
+    // What the browser's own upload reports as sent (the bar follows it).
+    item.dataset.sent = String(loaded);
+    bar.value = file.size === 0 ? 100 : Math.min(100, Math.round((loaded / file.size) * 100));
+    state.textContent = `${bar.value}%`;
+  };
+  state.textContent = '0%';
+  const upload = directUploads ? uploadDirect(file, progress) : uploadThroughApp(file, progress);
+  return upload.then(
+    (result) => {
+      if (result.ok) done(result.file);
+      else failed(result.error, result.status);
       void refreshFiles();
-    });
-    xhr.addEventListener('error', () => {
-      finish(false, 'Failed: the connection broke');
-      resolve();
-    });
-    const form = new FormData();
-    form.append('file', file, file.name);
-    state.textContent = '0%';
-    xhr.send(form);
+    },
+    (error) => {
+      finish(false, `Failed: ${error instanceof Error ? error.message : 'the connection broke'}`);
+      void refreshFiles();
+    },
+  );
+}
+
+/** One request with `body`; resolves with the XHR once it has loaded. */
+function send(method, url, body, { headers = {}, onProgress, json = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, url);
+    if (json) xhr.responseType = 'json';
+    for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+    if (onProgress) xhr.upload.addEventListener('progress', (event) => onProgress(event.loaded));
+    xhr.addEventListener('load', () => resolve(xhr));
+    xhr.addEventListener('error', () => reject(new Error('the connection broke')));
+    xhr.send(body);
   });
+}
+
+const postJson = async (url, body) => {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(body ?? {}) });
+  return { status: response.status, ok: response.ok, body: await response.json().catch(() => ({})) };
+};
+
+/** Through the app: one multipart/form-data POST, streamed by the server into the storage. */
+async function uploadThroughApp(file, onProgress) {
+  const form = new FormData();
+  form.append('file', file, file.name);
+  const xhr = await send('POST', '/uploads', form, { onProgress, json: true });
+  const result = xhr.response?.files?.[0];
+  if (xhr.status === 201 && result?.status === 'stored') return { ok: true, file: result };
+  return { ok: false, status: xhr.status, error: result?.error ?? xhr.response };
+}
+
+/**
+ * Direct to the storage: ask the app for a presigned target, send the bytes there (one PUT,
+ * or parts of `part_size`, three at a time), then ask the app to complete: it checks the object
+ * and records it with its file.stored event.
+ */
+async function uploadDirect(file, onProgress) {
+  const started = await postJson('/uploads/direct', { filename: file.name, size: file.size, content_type: file.type || undefined });
+  if (started.status !== 201) return { ok: false, status: started.status, error: started.body };
+  const { file: record, upload } = started.body;
+  try {
+    if (upload.method === 'PUT') {
+      const xhr = await send('PUT', upload.url, file, { headers: upload.headers, onProgress });
+      if (xhr.status !== 200) throw new Error(`the storage answered HTTP ${xhr.status}`);
+    } else {
+      await sendParts(record.id, file, upload, onProgress);
+    }
+  } catch (error) {
+    await fetch(`/uploads/${record.id}/direct`, { method: 'DELETE' }).catch(() => undefined);
+    throw error;
+  }
+  const completed = await postJson(`/uploads/${record.id}/complete`);
+  if (!completed.ok) return { ok: false, status: completed.status, error: completed.body };
+  onProgress(file.size);
+  return { ok: true, file: completed.body };
+}
+
+async function sendParts(id, file, upload, onProgress) {
+  const loaded = new Map();
+  const report = () => onProgress([...loaded.values()].reduce((a, b) => a + b, 0));
+  const numbers = Array.from({ length: upload.part_count }, (_, i) => i + 1);
+  for (let batch = 0; batch < numbers.length; batch += 10) {
+    const signed = await postJson(`/uploads/${id}/parts`, { part_numbers: numbers.slice(batch, batch + 10) });
+    if (!signed.ok) throw new Error(signed.body?.message ?? `HTTP ${signed.status}`);
+    const queue = [...signed.body.parts];
+    const worker = async () => {
+      for (let part = queue.shift(); part !== undefined; part = queue.shift()) {
+        const start = (part.part_number - 1) * upload.part_size;
+        const xhr = await send('PUT', part.url, file.slice(start, start + part.size), {
+          headers: part.headers,
+          onProgress: (bytes) => {
+            loaded.set(part.part_number, bytes);
+            report();
+          },
+        });
+        if (xhr.status !== 200) throw new Error(`part ${part.part_number}: the storage answered HTTP ${xhr.status}`);
+        loaded.set(part.part_number, part.size);
+        report();
+      }
+    };
+    await Promise.all([worker(), worker(), worker()]);
+  }
 }
 
 function uploadAll(files) {
@@ -295,6 +373,7 @@ async function refreshHooks() {
 try {
   const config = await getJson('/config');
   maxSizeBytes = config.max_size_bytes;
+  directUploads = config.direct_uploads === true;
   const types = config.allowed_types === null ? 'any type' : config.allowed_types.join(', ');
   $('limit-hint').textContent = `Up to ${formatSize(maxSizeBytes)} per file; ${types}.`;
 } catch (error) {

@@ -1,0 +1,122 @@
+/**
+ * Direct uploads from the portal's page in headless Chromium: the portal stores on S3 (Ceph RGW
+ * in CI), the bucket's CORS allows the portal's origin, and the browser PUTs the bytes to the
+ * S3 port itself, cross-origin: a small file in one presigned PUT, a 21 MiB one in presigned
+ * parts. Both reach `stored`; the demo webhook's fetch of the event's URL gives the same
+ * sha256; each progress bar follows the browser's own upload to 100 %.
+ */
+import { CreateBucketCommand, DeleteBucketCommand, PutBucketCorsCommand } from '@aws-sdk/client-s3';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startPortal, type Portal } from '../helpers/portal.js';
+import { describeOneS3, rawClient } from '../helpers/s3-env.js';
+import { s3Cleanup } from '../helpers/s3-fixture.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const OUT = fileURLToPath(new URL('../../test-results/', import.meta.url));
+const MiB = 1024 * 1024;
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+const available = existsSync(CHROMIUM);
+if (!available && process.env.CI) throw new Error(`Chromium is required in CI at ${CHROMIUM} (apt-get install -y chromium)`);
+
+describeOneS3('portal page, direct uploads to S3, in headless Chromium [chromium]', (s3) => {
+  const client = rawClient(s3);
+  // A bucket of its own: its CORS rule names this portal's origin only.
+  const bucket = `direct-browser-${randomBytes(4).toString('hex')}`;
+  let portal: Portal;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    if (!available) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install -y chromium)`);
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    portal = await startPortal({
+      NODE_ENV: 'production',
+      AWS_STORAGE_BUCKET_NAME: bucket,
+      AWS_S3_ENDPOINT_URL: s3.endpoint,
+      AWS_S3_REGION_NAME: s3.region,
+      AWS_ACCESS_KEY_ID: s3.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+      FILE_UPLOAD_MAX_SIZE: String(64 * MiB),
+      FILE_UPLOAD_MULTIPART_THRESHOLD: '16MiB',
+    });
+    // https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketCors.html
+    await client.send(
+      new PutBucketCorsCommand({
+        Bucket: bucket,
+        CORSConfiguration: {
+          CORSRules: [{ AllowedOrigins: [portal.url], AllowedMethods: ['PUT', 'GET', 'HEAD'], AllowedHeaders: ['*'], ExposeHeaders: ['ETag'], MaxAgeSeconds: 600 }],
+        },
+      }),
+    );
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+    });
+    await mkdir(OUT, { recursive: true });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await portal?.stop();
+    await s3Cleanup(client, bucket, '');
+    await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
+    client.destroy();
+  });
+
+  it('a small file by presigned PUT and a 21 MiB file by multipart, cross-origin to the S3 port: both stored, sha256 confirmed by the webhook, progress to 100', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    const s3Requests: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().startsWith(`${s3.endpoint}/`)) s3Requests.push(`${request.method()} ${new URL(request.url()).pathname}${new URL(request.url()).searchParams.has('partNumber') ? ' part' : ''}`);
+    });
+    await page.goto(portal.url);
+    await expect.poll(() => page.locator('#limit-hint').textContent()).toMatch(/^Up to 64 MiB per file/u);
+
+    const small = randomBytes(200 * 1024 + 3);
+    const large = randomBytes(21 * MiB + 11);
+    await page.setInputFiles('#file-input', [
+      { name: 'site photo.png', mimeType: 'image/png', buffer: small },
+      { name: 'survey scan.bin', mimeType: 'application/octet-stream', buffer: large },
+    ]);
+
+    const items = page.locator('#progress-list .progress-item');
+    await expect.poll(() => items.count()).toBe(2);
+    await expect.poll(() => page.locator('#progress-list .progress-item[data-state="done"]').count(), { timeout: 60_000 }).toBe(2);
+    for (const [name, body] of [['site photo.png', small], ['survey scan.bin', large]] as const) {
+      const item = page.locator(`#progress-list .progress-item[data-name="${name}"]`);
+      expect(await item.getAttribute('data-route')).toBe('direct');
+      // The browser's own upload progress reached every byte.
+      expect(Number(await item.getAttribute('data-sent'))).toBe(body.length);
+      expect(await item.locator('progress').evaluate((bar) => (bar as unknown as { value: number }).value)).toBe(100);
+      expect(await item.textContent()).toContain(`sha256 ${sha256(body).slice(0, 12)}`);
+    }
+    // The bytes went to the S3 port: one PUT for the small file, three part PUTs for the large.
+    expect(s3Requests.filter((r) => r.startsWith('PUT') && !r.endsWith(' part'))).toHaveLength(1);
+    expect(s3Requests.filter((r) => r.startsWith('PUT') && r.endsWith(' part'))).toHaveLength(3);
+
+    // Both are stored, with the sha256 of their bytes.
+    const listed = (await (await fetch(`${portal.url}/uploads`)).json()) as { items: Array<{ original_filename: string; sha256: string; status: string; size_bytes: number }> };
+    expect(listed.items.map((i) => [i.original_filename, i.status, i.size_bytes, i.sha256]).sort()).toEqual(
+      [
+        ['site photo.png', 'stored', small.length, sha256(small)],
+        ['survey scan.bin', 'stored', large.length, sha256(large)],
+      ].sort(),
+    );
+
+    // The demo receiver fetched each event's URL and found the same sha256.
+    await expect.poll(() => page.locator('#hooks-list [data-verified="true"]').count(), { timeout: 30_000 }).toBe(2);
+    const hooks = await page.locator('#hooks-list .hook').allTextContents();
+    expect(hooks.every((text) => text.includes('sha256 matches'))).toBe(true);
+    await page.screenshot({ path: path.join(OUT, 'portal-direct.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});
