@@ -15,7 +15,13 @@ type S3Checks = typeof S3ChecksModule;
 
 export interface CheckStep {
   name: string;
+  /** False for `fail` and `unsupported`: the command then exits 1. */
   ok: boolean;
+  /**
+   * `warn`: passed, with something to look at; `unsupported`: the server lacks what the step
+   * asks about (e.g. bucket CORS on OpenStack Swift), and the detail says what to do instead.
+   */
+  status: 'ok' | 'warn' | 'fail' | 'unsupported';
   detail: string;
 }
 
@@ -27,15 +33,17 @@ export interface CheckReport {
 }
 
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+const passed = (name: string, detail: string): CheckStep => ({ name, ok: true, status: 'ok', detail });
+const failed = (name: string, detail: string): CheckStep => ({ name, ok: false, status: 'fail', detail });
 
 async function probe(storage: Storage, steps: CheckStep[], fetchUrl: typeof fetch, s3: S3Checks | undefined): Promise<void> {
   const body = `doorito-storage check ${randomUUID()}`;
   const step = async (name: string, fn: () => Promise<string>): Promise<boolean> => {
     try {
-      steps.push({ name, ok: true, detail: await fn() });
+      steps.push(passed(name, await fn()));
       return true;
     } catch (error) {
-      steps.push({ name, ok: false, detail: message(error) });
+      steps.push(failed(name, message(error)));
       return false;
     }
   };
@@ -63,36 +71,55 @@ async function probe(storage: Storage, steps: CheckStep[], fetchUrl: typeof fetc
   }
 }
 
+export interface CheckOptions {
+  fetch?: typeof fetch;
+  /** Browser origins (`https://app.example.com`) that upload straight to the storage: one CORS step each. */
+  origins?: string[];
+}
+
 /** Run every check; never throws. */
-export async function runCheck(env: Env, options: { fetch?: typeof fetch } = {}): Promise<CheckReport> {
+export async function runCheck(env: Env, options: CheckOptions = {}): Promise<CheckReport> {
+  const fetchUrl = options.fetch ?? fetch;
+  const origins = options.origins ?? [];
   const steps: CheckStep[] = [];
   let config: StorageConfig;
   try {
     config = loadStorageConfig(env);
   } catch (error) {
-    steps.push({ name: 'read the configuration', ok: false, detail: message(error) });
+    steps.push(failed('read the configuration', message(error)));
     if (!isStorageConfigError(error)) throw error;
     return { ok: false, steps };
   }
   const summary = describeStorageConfig(config);
-  steps.push({ name: 'read the configuration', ok: true, detail: `${config.backend} storage` });
+  steps.push(passed('read the configuration', `${config.backend} storage`));
   let storage: Storage;
   try {
     storage = await createStorage(config);
   } catch (error) {
-    steps.push({ name: 'create the storage', ok: false, detail: message(error) });
+    steps.push(failed('create the storage', message(error)));
     return { ok: false, backend: config.backend, config: summary, steps };
   }
   // createStorage loaded the S3 adapter, so the SDK is there.
   const s3 = config.backend === 's3' ? await import('./s3-checks.js') : undefined;
   try {
     if (s3 !== undefined) steps.push(await s3.reachBucket(storage));
-    await probe(storage, steps, options.fetch ?? fetch, s3);
+    await probe(storage, steps, fetchUrl, s3);
+    if (origins.length > 0) {
+      steps.push(
+        ...(s3 !== undefined
+          ? await (await import('./cors-check.js')).corsChecks(storage, origins, fetchUrl)
+          : origins.map((origin) =>
+              passed(`CORS for direct uploads from ${origin}`, "skipped: with local files, direct uploads go to your app's own upload route, so CORS is your app's to answer, not the storage's"),
+            )),
+      );
+    }
   } finally {
     s3?.destroy(storage);
   }
   return { ok: steps.every((s) => s.ok), backend: config.backend, config: summary, steps };
 }
+
+const LABELS: Record<CheckStep['status'], string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL', unsupported: 'UNSUPPORTED' };
 
 /** The report in a person's words. */
 export function formatReport(report: CheckReport): string {
@@ -102,7 +129,17 @@ export function formatReport(report: CheckReport): string {
     for (const [key, value] of Object.entries(report.config)) lines.push(`  ${key}: ${String(value)}`);
     lines.push('');
   }
-  for (const step of report.steps) lines.push(`${step.ok ? 'ok  ' : 'FAIL'} ${step.name}: ${step.detail}`);
-  lines.push('', report.ok ? 'All checks passed.' : 'Some checks failed: fix what the FAIL lines say, then run the check again.');
+  for (const step of report.steps) lines.push(`${LABELS[step.status]} ${step.name}: ${step.detail}`);
+  const has = (status: CheckStep['status']): boolean => report.steps.some((s) => s.status === status);
+  lines.push(
+    '',
+    has('fail')
+      ? 'Some checks failed: fix what the FAIL lines say, then run the check again.'
+      : has('unsupported')
+        ? 'The server does not support what some checks ask for: the UNSUPPORTED lines say what to do instead.'
+        : has('warn')
+          ? 'All checks passed, with warnings: read the WARN lines.'
+          : 'All checks passed.',
+  );
   return lines.join('\n');
 }

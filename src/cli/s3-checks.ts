@@ -3,6 +3,7 @@ import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { s3ConfigHint, s3ErrorInfo, toStorageError } from '../storage/s3/errors.js';
 import { S3Storage } from '../storage/s3/s3-storage.js';
 import type { Storage } from '../types.js';
+import type { CheckStep } from './run-check.js';
 
 const asS3 = (storage: Storage): S3Storage => {
   if (!(storage instanceof S3Storage)) throw new TypeError('expected an S3Storage');
@@ -10,12 +11,12 @@ const asS3 = (storage: Storage): S3Storage => {
 };
 
 /** HEAD the bucket: https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html has no body, so only the status tells. */
-export async function reachBucket(storage: Storage): Promise<{ name: string; ok: boolean; detail: string }> {
+export async function reachBucket(storage: Storage): Promise<CheckStep> {
   const s3 = asS3(storage);
   const name = 'reach the bucket';
   try {
     await s3.client.send(new HeadBucketCommand({ Bucket: s3.bucket }));
-    return { name, ok: true, detail: `bucket "${s3.bucket}" answers` };
+    return { name, ok: true, status: 'ok', detail: `bucket "${s3.bucket}" answers` };
   } catch (error) {
     const { code, status } = s3ErrorInfo(error);
     const detail =
@@ -24,7 +25,7 @@ export async function reachBucket(storage: Storage): Promise<{ name: string; ok:
         : status === 403
           ? `access to bucket "${s3.bucket}" is denied (HTTP 403): the credentials are wrong, or lack permission; the next step says more`
           : toStorageError(error, { bucket: s3.bucket, action: 'reach' }).message + (code === undefined ? '' : ` (${code})`);
-    return { name, ok: false, detail };
+    return { name, ok: false, status: 'fail', detail };
   }
 }
 

@@ -1,15 +1,19 @@
 /**
  * `doorito-storage check`, run as a process the way a user runs it: it passes with a
  * development setup (filesystem) and a production setup (S3 on the real server), and fails
- * with a clear message for a wrong secret, a missing bucket and a malformed value.
+ * with a clear message for a wrong secret, a missing bucket and a malformed value. With
+ * `--origin`, it tells whether the bucket's CORS lets a browser on that origin upload directly.
  */
+import { CreateBucketCommand, DeleteBucketCommand, DeleteBucketCorsCommand, PutBucketCorsCommand, type CORSRule } from '@aws-sdk/client-s3';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeS3, s3StorageVariables } from '../helpers/s3-env.js';
+import { describeS3, rawClient, s3StorageVariables } from '../helpers/s3-env.js';
+import { s3Cleanup } from '../helpers/s3-fixture.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
@@ -75,6 +79,19 @@ describe('doorito-storage check, development (filesystem)', () => {
     expect((await check({}, ['--bogus'])).code).toBe(2);
   });
 
+  it('exits 2 for an --origin that is not an origin, and checks nothing', async () => {
+    const result = await check({ MEDIA_ROOT: path.join(dir, 'media') }, ['--origin', 'https://app.example.com/upload']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--origin "https://app.example.com/upload" is not an origin like https://app.example.com');
+    expect(result.stdout).toBe('');
+  });
+
+  it('skips --origin with local files: the app answers its own upload route', async () => {
+    const result = await check({ MEDIA_ROOT: path.join(dir, 'media') }, ['--origin', 'https://app.example.com']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("ok   CORS for direct uploads from https://app.example.com: skipped: with local files, direct uploads go to your app's own upload route");
+  });
+
   it('exits 2 naming the file when --dotenv is missing, and checks nothing', async () => {
     const missing = path.join(dir, 'missing.env');
     const result = await check({ MEDIA_ROOT: path.join(dir, 'media') }, ['--dotenv', missing]);
@@ -122,5 +139,89 @@ describeS3('doorito-storage check, production (S3)', (env) => {
     const result = await check({ ...production, AWS_STORAGE_BUCKET_NAME: 'no-such-bucket-doorito' });
     expect(result.code).toBe(1);
     expect(result.stdout).toContain('FAIL reach the bucket: bucket "no-such-bucket-doorito" does not exist');
+  });
+});
+
+describeS3('doorito-storage check --origin, bucket CORS for direct uploads', (env) => {
+  const ALLOWED = 'http://127.0.0.1:5555';
+  const OTHER = 'http://other.example:6666';
+  const RULE: CORSRule = { AllowedOrigins: [ALLOWED], AllowedMethods: ['PUT', 'GET', 'HEAD', 'POST'], AllowedHeaders: ['*'], ExposeHeaders: ['ETag'], MaxAgeSeconds: 600 };
+  const client = rawClient(env);
+  // A bucket of its own: its CORS rules are this suite's to set, and the run's shared bucket keeps none.
+  const bucket = `check-cors-${randomBytes(4).toString('hex')}`;
+  const production = { NODE_ENV: 'production', ...s3StorageVariables({ ...env, bucket }, 'check-cli') };
+  const swift = env.provider === 'swift';
+  type Step = { name: string; ok: boolean; status: string; detail: string };
+  const corsStep = (stdout: string, origin: string): Step | undefined =>
+    (JSON.parse(stdout) as { steps: Step[] }).steps.find((s) => s.name === `CORS for direct uploads from ${origin}`);
+  // https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketCors.html
+  const putRules = (rules: CORSRule[]) => client.send(new PutBucketCorsCommand({ Bucket: bucket, CORSConfiguration: { CORSRules: rules } }));
+  // Swift's s3api answers every ?cors request 501 NotImplemented.
+  const notImplemented = { name: 'NotImplemented', $metadata: expect.objectContaining({ httpStatusCode: 501 }) };
+  const unsupported = (origin: string): string =>
+    `UNSUPPORTED CORS for direct uploads from ${origin}: the server does not implement bucket CORS (GetBucketCors: HTTP 501 NotImplemented)`;
+
+  beforeAll(async () => {
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  });
+  afterAll(async () => {
+    await s3Cleanup(client, bucket, '');
+    await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+    client.destroy();
+  });
+
+  it('without a rule: Ceph refuses the preflight (no CORS configuration), Swift has no bucket CORS at all', async () => {
+    if (swift) await expect(client.send(new DeleteBucketCorsCommand({ Bucket: bucket }))).rejects.toMatchObject(notImplemented);
+    else await client.send(new DeleteBucketCorsCommand({ Bucket: bucket }));
+    const result = await check(production, ['--origin', ALLOWED]);
+    expect(result.code).toBe(1);
+    if (swift) {
+      expect(result.stdout).toContain(unsupported(ALLOWED));
+      expect(result.stdout).toContain('answered HTTP 403 SignatureDoesNotMatch, no Access-Control-Allow-Origin');
+      expect(result.stdout).toContain("s3api's cors_preflight_allow_origin");
+      expect(result.stdout).toContain('The server does not support what some checks ask for');
+    } else {
+      expect(result.stdout).toContain(`FAIL CORS for direct uploads from ${ALLOWED}: refused: the preflight OPTIONS ${env.endpoint}/${bucket}/check-cli/doorito-check/cors-probe`);
+      expect(result.stdout).toContain('HTTP 403 AccessDenied, no Access-Control-Allow-Origin; the bucket has no CORS configuration');
+    }
+    expect(result.stdout).toContain('ok   delete the probe');
+  });
+
+  it('with the direct-upload rule: allowed for its origin (exit 0), refused for another (exit 1); on Swift, not supported', async () => {
+    if (swift) await expect(putRules([RULE])).rejects.toMatchObject(notImplemented);
+    else await putRules([RULE]);
+    const allowed = await check(production, ['--origin', ALLOWED]);
+    const other = await check(production, ['--origin', OTHER]);
+    expect(other.code).toBe(1);
+    if (swift) {
+      expect(allowed.code).toBe(1);
+      expect(allowed.stdout).toContain(unsupported(ALLOWED));
+      expect(other.stdout).toContain(unsupported(OTHER));
+    } else {
+      expect(allowed.code).toBe(0);
+      expect(allowed.stdout).toContain(`ok   CORS for direct uploads from ${ALLOWED}: allowed: the preflight OPTIONS ${env.endpoint}/${bucket}/check-cli/doorito-check/cors-probe answered HTTP 200`);
+      expect(allowed.stdout).toContain(`bucket CORS rule 1 of 1 matches (AllowedOrigins ["${ALLOWED}"]); ETag is exposed`);
+      expect(allowed.stdout).toContain('All checks passed.');
+      expect(other.stdout).toContain(`FAIL CORS for direct uploads from ${OTHER}: refused:`);
+      expect(other.stdout).toContain(`none of the bucket's 1 CORS rule(s) allows PUT from ${OTHER}`);
+    }
+    for (const result of [allowed, other]) expect(result.stdout + result.stderr).not.toContain(env.secretAccessKey);
+  });
+
+  it('--json, two origins comma-separated: a rule without ExposeHeaders ETag is a warning, not a failure', async () => {
+    const withoutEtag: CORSRule = { AllowedOrigins: RULE.AllowedOrigins, AllowedMethods: RULE.AllowedMethods, AllowedHeaders: ['*'], MaxAgeSeconds: 600 };
+    if (swift) await expect(putRules([withoutEtag])).rejects.toMatchObject(notImplemented);
+    else await putRules([withoutEtag]);
+    const result = await check(production, ['--json', '--origin', `${ALLOWED},${OTHER}`]);
+    expect(result.code).toBe(1);
+    const [allowed, other] = [corsStep(result.stdout, ALLOWED), corsStep(result.stdout, OTHER)];
+    if (swift) {
+      expect(allowed).toMatchObject({ ok: false, status: 'unsupported' });
+      expect(other).toMatchObject({ ok: false, status: 'unsupported' });
+    } else {
+      expect(allowed).toMatchObject({ ok: true, status: 'warn' });
+      expect(allowed?.detail).toContain('ETag is not exposed (ExposeHeaders lacks "ETag"): single PUTs work, but a multipart upload (Uppy) cannot read its part ETags');
+      expect(other).toMatchObject({ ok: false, status: 'fail' });
+    }
   });
 });
