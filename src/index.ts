@@ -11,6 +11,7 @@ export type {
   PendingWrite,
   PendingWriteQuery,
   PresignUploadOptions,
+  PresignedPost,
   PresignedUpload,
   SaveOptions,
   SaveResult,

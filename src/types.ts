@@ -223,6 +223,23 @@ export interface PresignedUpload {
 }
 
 /**
+ * A presigned POST form (S3 browser-based uploads): submit `fields`, then the file as the
+ * last field, as `multipart/form-data` to `url`. The policy binds the exact key, the exact
+ * `Content-Type` and the exact size (`content-length-range`), and ends at `expiresAt`.
+ * @example
+ * const form = new FormData()
+ * for (const [name, value] of Object.entries(target.fields)) form.append(name, value)
+ * form.append('file', file)
+ * await fetch(target.url, { method: 'POST', body: form })
+ */
+export interface PresignedPost {
+  method: 'POST';
+  url: string;
+  fields: Record<string, string>;
+  expiresAt: Date;
+}
+
+/**
  * An upload request that arrived at the app for a storage without presigning of its own
  * (filesystem, memory): what {@link Storage.presignUpload} signed, checked by
  * `receiveUpload()`. Framework-neutral: pass Express's `req.originalUrl`, `req.headers` and
@@ -339,6 +356,12 @@ export interface Storage {
    * const target = await storage.presignUpload('uploads/2026/12/photo.png', { contentType: 'image/png', size: 48213 })
    */
   presignUpload(key: string, options: PresignUploadOptions): Promise<PresignedUpload>;
+  /**
+   * A presigned POST form for plain HTML forms, on storages whose server takes them (S3; not
+   * OpenStack Swift, which answers every POST upload with 412). Same bounds as
+   * {@link Storage.presignUpload}, except `md5`, which a POST policy cannot bind.
+   */
+  presignPost?(key: string, options: Omit<PresignUploadOptions, 'md5'>): Promise<PresignedPost>;
   /** Client-driven multipart uploads, on storages that have them (S3). */
   readonly multipartUploads?: DirectMultipartUploads;
   /**

@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { MAX_NAME_ATTEMPTS, attachmentDisposition, resolveContentType } from '../content.js';
 import { StorageConfigError, isObjectNotFoundError } from '../errors.js';
 import { alternativeName } from '../keys.js';
-import type { PresignedUpload, Storage, UploadedPart } from '../types.js';
+import type { PresignedPost, PresignedUpload, Storage, UploadedPart } from '../types.js';
 import { DirectUploadExpiredError, DirectUploadIncompleteError, InvalidTransitionError, UploadFailedError, UploadNotFoundError } from './errors.js';
 import type { DirectUploadState, UploadErrorCode, UploadFile } from './model.js';
 import type { UploadRepository } from './ports.js';
@@ -34,12 +34,13 @@ export interface CreateDirectUploadInput extends UploadDescription {
   /** Hex SHA-256 of the bytes; completion refuses other bytes. */
   sha256?: string;
   /**
-   * `put`: one presigned PUT. `multipart`: presigned parts (storages with
+   * `put`: one presigned PUT. `post`: a presigned POST form, for plain HTML forms (storages
+   * with `presignPost` only; not OpenStack Swift). `multipart`: presigned parts (storages with
    * `multipartUploads` only). `auto`: multipart from `multipartThreshold` up, where the storage
    * has it, else a PUT.
    * @default 'auto'
    */
-  method?: 'auto' | 'put' | 'multipart';
+  method?: 'auto' | 'put' | 'post' | 'multipart';
 }
 
 /** How the client sends the bytes of a multipart direct upload. */
@@ -54,7 +55,7 @@ export interface MultipartUploadTarget {
 
 /** What `createDirectUpload()` returns: the `uploading` record and where to send the bytes. */
 export type DirectUpload =
-  | { file: UploadFile; upload: PresignedUpload | MultipartUploadTarget }
+  | { file: UploadFile; upload: PresignedUpload | PresignedPost | MultipartUploadTarget }
   /** Refused (name, type or size): the `failed` record, and nothing to upload to. */
   | { file: UploadFile; upload?: undefined };
 
@@ -117,11 +118,12 @@ export class DirectUploads {
     const { file, name } = checked;
     const declared = declaredProblem(input);
     if (declared !== undefined) return { file: await this.#deps.refuse({ ...file, status: 'failed', errorCode: declared.code, errorMessage: declared.message }) };
-    const multipart = this.#useMultipart(input);
+    const method = this.#method(input);
+    const multipart = method === 'multipart';
     const now = this.#deps.clock();
     const expiresIn = this.#deps.expiresIn;
     const state: DirectUploadState = {
-      method: multipart ? 'multipart' : 'put',
+      method,
       size: input.size,
       expiresAt: new Date(Math.floor(now.getTime() / 1000) * 1000 + expiresIn * 1000),
       ...(input.md5 === undefined ? {} : { md5: input.md5 }),
@@ -138,6 +140,16 @@ export class DirectUploads {
     }
     const disposition = this.#deps.attachmentTypes.has(recorded.contentType) ? attachmentDisposition(name) : undefined;
     try {
+      if (method === 'post') {
+        const post = storage.presignPost as NonNullable<Storage['presignPost']>;
+        const upload = await post.call(storage, recorded.storageKey, {
+          contentType: recorded.contentType,
+          size: input.size,
+          expiresIn,
+          ...(disposition === undefined ? {} : { contentDisposition: disposition }),
+        });
+        return { file: recorded, upload };
+      }
       if (!multipart) {
         const upload = await storage.presignUpload(recorded.storageKey, {
           contentType: recorded.contentType,
@@ -171,13 +183,21 @@ export class DirectUploads {
     }
   }
 
-  #useMultipart(input: CreateDirectUploadInput): boolean {
-    const has = this.#deps.storage.multipartUploads !== undefined;
+  #method(input: CreateDirectUploadInput): DirectUploadState['method'] {
+    const { storage } = this.#deps;
+    const has = storage.multipartUploads !== undefined;
     const method = input.method ?? 'auto';
     if (method === 'multipart' && !has) {
       throw new StorageConfigError('createDirectUpload(): method "multipart" needs a storage with multipartUploads (S3); use "put" or "auto".', { option: 'method' });
     }
-    return method === 'multipart' || (method === 'auto' && has && input.size >= this.#deps.multipartThreshold);
+    if (method === 'post' && storage.presignPost === undefined) {
+      throw new StorageConfigError('createDirectUpload(): method "post" needs a storage with presignPost (S3); use "put" or "auto".', { option: 'method' });
+    }
+    if (method === 'auto') return has && input.size >= this.#deps.multipartThreshold ? 'multipart' : 'put';
+    if (method !== 'put' && method !== 'post' && method !== 'multipart') {
+      throw new StorageConfigError(`createDirectUpload(): method must be "auto", "put", "post" or "multipart"; got ${JSON.stringify(method)}.`, { option: 'method' });
+    }
+    return method;
   }
 
   /**
@@ -268,17 +288,21 @@ export class DirectUploads {
     if (stat.contentType.toLowerCase() !== file.contentType.toLowerCase() && stat.contentType !== resolveContentType(file.storageKey)) {
       return this.#discard(file, 'type_mismatch', `The storage holds type ${stat.contentType}; ${file.contentType} was declared.`);
     }
-    if (state.method !== 'multipart' && state.md5 !== undefined && stat.etag !== undefined && !etagMatchesMd5(stat.etag, state.md5)) {
+    // A single object's ETag is the MD5 of its bytes (S3, Ceph, Swift): compared here, it spares
+    // hashing the MD5 again; a multipart ETag is not, so there the read computes it.
+    const etagMd5 = state.method === 'multipart' || stat.etag === undefined ? undefined : md5OfEtag(stat.etag);
+    const etagChecked = state.md5 !== undefined && etagMd5 !== undefined;
+    if (etagChecked && etagMd5 !== state.md5) {
       return this.#discard(file, 'checksum_mismatch', 'The stored bytes do not match the declared MD5.');
     }
-    let digests: { sha256: string; md5: string };
+    let digests: { sha256: string; md5: string | undefined };
     try {
-      digests = await this.#hash(file.storageKey);
+      digests = await this.#hash(file.storageKey, state.md5 !== undefined && !etagChecked);
     } catch (error) {
       throw new UploadFailedError(id, `Could not read direct upload "${id}" to check it; it is still uploading, complete it again.`, { key: file.storageKey, cause: error });
     }
     if (state.sha256 !== undefined && digests.sha256 !== state.sha256) return this.#discard(file, 'checksum_mismatch', 'The stored bytes do not match the declared SHA-256.');
-    if (state.md5 !== undefined && digests.md5 !== state.md5) return this.#discard(file, 'checksum_mismatch', 'The stored bytes do not match the declared MD5.');
+    if (digests.md5 !== undefined && digests.md5 !== state.md5) return this.#discard(file, 'checksum_mismatch', 'The stored bytes do not match the declared MD5.');
     try {
       return await this.#deps.commitStored(file, { key: file.storageKey, size: stat.size, sha256: digests.sha256 });
     } catch (error) {
@@ -321,14 +345,14 @@ export class DirectUploads {
   }
 
   /** Stream the object once, hashing as it goes: memory stays flat whatever the size. */
-  async #hash(key: string): Promise<{ sha256: string; md5: string }> {
+  async #hash(key: string, withMd5: boolean): Promise<{ sha256: string; md5: string | undefined }> {
     const sha256 = createHash('sha256');
-    const md5 = createHash('md5');
+    const md5 = withMd5 ? createHash('md5') : undefined;
     for await (const chunk of await this.#deps.storage.open(key)) {
       sha256.update(chunk as Buffer);
-      md5.update(chunk as Buffer);
+      md5?.update(chunk as Buffer);
     }
-    return { sha256: sha256.digest('hex'), md5: md5.digest('base64') };
+    return { sha256: sha256.digest('hex'), md5: md5?.digest('base64') };
   }
 
   /** 4. Abort by the client: the record is failed and whatever arrived removed. */
@@ -373,8 +397,8 @@ function declaredProblem(input: CreateDirectUploadInput): { code: UploadErrorCod
 }
 
 /** A single PUT's ETag is the hex MD5 of its bytes (S3, Ceph, Swift; not with SSE-KMS). */
-function etagMatchesMd5(etag: string, md5: string): boolean {
+/** The base64 MD5 an ETag is, or `undefined` when it is none (SSE-KMS, multipart, the filesystem's): then the read decides. */
+function md5OfEtag(etag: string): string | undefined {
   const hex = etag.replaceAll('"', '').toLowerCase();
-  if (!/^[0-9a-f]{32}$/u.test(hex)) return true; // not an MD5 ETag (SSE-KMS, or the filesystem's): the read decides
-  return hex === Buffer.from(md5, 'base64').toString('hex');
+  return /^[0-9a-f]{32}$/u.test(hex) ? Buffer.from(hex, 'hex').toString('base64') : undefined;
 }

@@ -19,6 +19,7 @@ import {
   isStorageConfigError,
   isUploadNotFoundError,
   type FileStoredPayload,
+  type PresignedPost,
   type PresignedUpload,
   type Storage,
   type UploadServiceOptions,
@@ -198,9 +199,12 @@ function directUploadSuite(name: string, makeBackend: () => Promise<Backend>): v
         expect(await backend.leftovers()).toEqual([]);
         return;
       }
-      const error = await uploads.createDirectUpload({ filename: 'big.bin', size: 100, method: 'multipart' }).catch((e: unknown) => e);
-      expect(isStorageConfigError(error)).toBe(true);
-      expect((error as { option?: string }).option).toBe('method');
+      for (const method of ['multipart', 'post'] as const) {
+        const error = await uploads.createDirectUpload({ filename: 'big.bin', size: 100, method }).catch((e: unknown) => e);
+        expect(isStorageConfigError(error)).toBe(true);
+        expect((error as { option?: string }).option).toBe('method');
+        expect((error as Error).message).toContain(`"${method}"`);
+      }
     });
   });
 }
@@ -254,6 +258,101 @@ describeS3('direct uploads on S3', (env) => {
       },
       multipart: true,
     };
+  });
+
+  describe('presigned POST form', () => {
+    const location = `direct-post-${randomUUID()}`;
+    const storage = s3StorageFor(env, { location });
+    let store: MemoryUploadStore;
+    const uploads = () => new UploadService({ storage, repository: store.repository, unitOfWork: store });
+    beforeEach(() => {
+      store = new MemoryUploadStore();
+    });
+    afterEach(async () => {
+      await s3Cleanup(client, env.bucket, `${location}/`);
+    });
+    afterAll(() => storage.destroy());
+
+    /** A browser's form submit: the fields, then the file last. */
+    const submit = async (target: PresignedPost, body: Buffer, type: string, fields: Record<string, string> = {}) => {
+      const form = new FormData();
+      for (const [name, value] of Object.entries({ ...target.fields, ...fields })) form.append(name, value);
+      form.append('file', new Blob([body], { type }), 'form-upload.bin');
+      const response = await fetch(target.url, { method: 'POST', body: form });
+      return { status: response.status, text: await response.text() };
+    };
+
+    it('the policy pins key, type and exact size, and never carries the secret key', async () => {
+      const service = uploads();
+      const body = bytes(40_000, 11);
+      const { file, upload } = await service.createDirectUpload({ filename: 'form.png', size: body.length, method: 'post' });
+      if (upload?.method !== 'POST') throw new Error(`expected a POST, got ${JSON.stringify(upload)}`);
+      expect(file.directUpload).toMatchObject({ method: 'post', size: body.length });
+      expect(upload.fields).toMatchObject({ key: `${location}/${file.storageKey}`, 'Content-Type': 'image/png', 'x-amz-algorithm': 'AWS4-HMAC-SHA256' });
+      const policy = JSON.parse(Buffer.from(upload.fields.policy as string, 'base64').toString('utf8')) as { conditions: unknown[]; expiration: string };
+      expect(policy.conditions).toContainEqual(['content-length-range', body.length, body.length]);
+      expect(policy.conditions).toContainEqual({ key: `${location}/${file.storageKey}` });
+      expect(policy.conditions).toContainEqual({ 'Content-Type': 'image/png' });
+      expect(new Date(policy.expiration).getTime()).toBe(upload.expiresAt.getTime());
+      expect(JSON.stringify(upload)).not.toContain(env.secretAccessKey);
+    });
+
+    if (env.provider === 'swift') {
+      it("Swift's S3 API refuses every POST upload (412): the docs say to use a PUT there", async () => {
+        const service = uploads();
+        const body = bytes(1000, 12);
+        const { file, upload } = await service.createDirectUpload({ filename: 'form.bin', size: body.length, method: 'post' });
+        const sent = await submit(upload as PresignedPost, body, 'application/octet-stream');
+        expect(sent.status).toBe(412);
+        expect(isDirectUploadIncompleteError(await service.completeDirectUpload(file.id).catch((e: unknown) => e))).toBe(true);
+        expect((await service.abortDirectUpload(file.id)).status).toBe('failed');
+        expect(await s3Leftovers(client, env.bucket, `${location}/`)).toEqual([]);
+      });
+      return;
+    }
+
+    it('a form POST stores the file (204), and complete records it with file.stored and the sha256 of the bytes', async () => {
+      const service = uploads();
+      const body = bytes(300_000, 13);
+      const { file, upload } = await service.createDirectUpload({ filename: 'scan.png', size: body.length, md5: md5(body), method: 'post' });
+      const sent = await submit(upload as PresignedPost, body, 'image/png');
+      expect(sent.status).toBe(204);
+      const stored = await service.completeDirectUpload(file.id);
+      expect(stored).toMatchObject({ status: 'stored', sizeBytes: body.length, sha256: sha256(body), contentType: 'image/png' });
+      expect((await storage.stat(file.storageKey)).contentType).toBe('image/png');
+      expect((await store.events()).map((e) => e.eventType)).toEqual(['file.stored']);
+    });
+
+    it('the server refuses more or fewer bytes, another type and another key; nothing is stored', async () => {
+      const service = uploads();
+      const body = bytes(50_000, 14);
+      const { file, upload } = await service.createDirectUpload({ filename: 'exact.png', size: body.length, method: 'post' });
+      const target = upload as PresignedPost;
+      const bigger = await submit(target, Buffer.concat([body, Buffer.from('x')]), 'image/png');
+      expect(bigger.status).toBe(400);
+      expect(bigger.text).toContain('EntityTooLarge');
+      const smaller = await submit(target, body.subarray(1), 'image/png');
+      expect(smaller.status).toBe(400);
+      expect(smaller.text).toContain('EntityTooSmall');
+      expect((await submit(target, body, 'text/html', { 'Content-Type': 'text/html' })).status).toBe(403);
+      expect((await submit(target, body, 'image/png', { key: `${location}/uploads/elsewhere.png` })).status).toBe(403);
+      expect(await s3Leftovers(client, env.bucket, `${location}/`)).toEqual([]);
+      expect(isDirectUploadIncompleteError(await service.completeDirectUpload(file.id).catch((e: unknown) => e))).toBe(true);
+    });
+
+    it('a tampered policy or an expired one is refused', async () => {
+      const body = bytes(2000, 15);
+      const target = await storage.presignPost('uploads/expiring.bin', { contentType: 'application/octet-stream', size: body.length, expiresIn: 1 });
+      const policy = JSON.parse(Buffer.from(target.fields.policy as string, 'base64').toString('utf8')) as { conditions: unknown[] };
+      const widened = { ...policy, conditions: policy.conditions.map((c) => (Array.isArray(c) ? ['content-length-range', 0, 10 * MiB] : c)) };
+      const tampered = await submit(target, body, 'application/octet-stream', { policy: Buffer.from(JSON.stringify(widened)).toString('base64') });
+      expect(tampered.status).toBe(403);
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      const late = await submit(target, body, 'application/octet-stream');
+      expect(late.status).toBe(403);
+      expect(late.text).toMatch(/AccessDenied|expired/iu);
+      expect(await s3Leftovers(client, env.bucket, `${location}/`)).toEqual([]);
+    });
   });
 
   describe('multipart', () => {

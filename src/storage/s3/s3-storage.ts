@@ -23,6 +23,7 @@ import type {
   PendingWrite,
   PendingWriteQuery,
   PresignUploadOptions,
+  PresignedPost,
   PresignedUpload,
   SaveOptions,
   SaveResult,
@@ -33,6 +34,7 @@ import type {
 } from '../../types.js';
 import { S3BatchDelete } from './delete-many.js';
 import { S3DirectUploads } from './direct-uploads.js';
+import { PostPolicySigner } from './presigned-post.js';
 import { toStorageError } from './errors.js';
 import { DEFAULT_CLEANUP_TIMEOUT, DEFAULT_PART_SIZE, type S3StorageOptions } from './options.js';
 import { checkOptions, createClient } from './config.js';
@@ -70,6 +72,7 @@ export class S3Storage implements Storage {
   readonly #budget: MemoryBudget;
   readonly #urls: ShareUrls;
   readonly #direct: S3DirectUploads;
+  #posts: PostPolicySigner | undefined;
 
   constructor(options: S3StorageOptions) {
     checkOptions(options);
@@ -325,6 +328,23 @@ export class S3Storage implements Storage {
       return await this.#direct.presignPut(full, options);
     } catch (error) {
       throw this.#error(error, 'presign an upload to', key);
+    }
+  }
+
+  /**
+   * A presigned POST form (browser-based upload from a plain HTML form) for exactly
+   * `options.size` bytes of exactly `options.contentType` at `key`: the policy pins the key,
+   * the type, the size (`content-length-range`), the storage's ACL and object parameters, and
+   * ends at the expiry. OpenStack Swift's S3 API answers every such POST with 412; use
+   * {@link S3Storage.presignUpload} there. See {@link Storage.presignPost}.
+   */
+  async presignPost(key: string, options: Omit<PresignUploadOptions, 'md5'>): Promise<PresignedPost> {
+    const full = this.#full(key);
+    try {
+      this.#posts ??= new PostPolicySigner(this.#signingClient ?? this.#client, this.#bucket, this.#writeDefaults);
+      return await this.#posts.presign(full, options);
+    } catch (error) {
+      throw this.#error(error, 'presign a POST upload to', key);
     }
   }
 
