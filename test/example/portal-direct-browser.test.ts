@@ -5,16 +5,16 @@
  * parts. Both reach `stored`; the demo webhook's fetch of the event's URL gives the same
  * sha256; each progress bar follows the browser's own upload to 100 %.
  */
-import { CreateBucketCommand, DeleteBucketCommand, PutBucketCorsCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, ListObjectsV2Command, PutBucketCorsCommand } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPortal, type Portal } from '../helpers/portal.js';
-import { describeOneS3, rawClient } from '../helpers/s3-env.js';
+import { describeOneS3, rawClient, s3Servers, type S3TestEnv } from '../helpers/s3-env.js';
 import { s3Cleanup } from '../helpers/s3-fixture.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -116,6 +116,72 @@ describeOneS3('portal page, direct uploads to S3, in headless Chromium [chromium
     const hooks = await page.locator('#hooks-list .hook').allTextContents();
     expect(hooks.every((text) => text.includes('sha256 matches'))).toBe(true);
     await page.screenshot({ path: path.join(OUT, 'portal-direct.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});
+
+const swift = s3Servers().find((env) => env.provider === 'swift');
+if (process.env.CI && swift === undefined) throw new Error('the Swift server is required in CI (scripts/swift-server.sh start)');
+
+describe.runIf(swift !== undefined)('portal page on OpenStack Swift, whose S3 API has no bucket CORS, in headless Chromium [chromium] [swift]', () => {
+  const s3 = swift as S3TestEnv;
+  const client = rawClient(s3);
+  const bucket = `direct-fallback-${randomBytes(4).toString('hex')}`;
+  let portal: Portal;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    if (!available) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install -y chromium)`);
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    portal = await startPortal({
+      NODE_ENV: 'production',
+      AWS_STORAGE_BUCKET_NAME: bucket,
+      AWS_S3_ENDPOINT_URL: s3.endpoint,
+      AWS_S3_REGION_NAME: s3.region,
+      AWS_ACCESS_KEY_ID: s3.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await portal?.stop();
+    await s3Cleanup(client, bucket, '');
+    await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
+    client.destroy();
+  });
+
+  it('the preflight to Swift is refused, so the page aborts the direct upload and sends the file through the app: stored, nothing else left', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    const preflights: number[] = [];
+    page.on('requestfailed', (request) => {
+      if (request.url().startsWith(`${s3.endpoint}/`)) preflights.push(1);
+    });
+    await page.goto(portal.url);
+    await expect.poll(() => page.locator('#limit-hint').textContent()).toMatch(/^Up to/u);
+    const body = randomBytes(150 * 1024 + 5);
+    await page.setInputFiles('#file-input', [{ name: 'no cors.png', mimeType: 'image/png', buffer: body }]);
+    const item = page.locator('#progress-list .progress-item[data-name="no cors.png"]');
+    await expect.poll(() => item.getAttribute('data-state'), { timeout: 30_000 }).toBe('done');
+    // The browser tried the storage (and was refused), then the app took the bytes.
+    expect(preflights.length).toBeGreaterThanOrEqual(1);
+    expect(await item.getAttribute('data-route')).toBe('app');
+    expect(await item.getAttribute('data-fallback')).toBe('direct upload unreachable');
+    expect(await item.textContent()).toContain(`sha256 ${sha256(body).slice(0, 12)}`);
+    // Two records: the direct upload, aborted by the page; the upload through the app, stored.
+    const listed = (await (await fetch(`${portal.url}/uploads?status=stored,failed`)).json()) as { items: Array<{ original_filename: string; sha256: string; status: string; error_code: string | null }> };
+    const rows = listed.items.filter((i) => i.original_filename === 'no cors.png').map((i) => `${i.status} ${i.status === 'stored' ? i.sha256 : String(i.error_code)}`);
+    expect(rows.sort()).toEqual(['failed aborted', `stored ${sha256(body)}`]);
+    // One object in the bucket: the stored file's; the aborted direct upload left nothing.
+    const objects = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+    expect((objects.Contents ?? []).map((o) => o.Key)).toHaveLength(1);
     expect(errors).toEqual([]);
     await context.close();
   });

@@ -71,7 +71,7 @@ function uploadOne(file) {
     state.textContent = `${bar.value}%`;
   };
   state.textContent = '0%';
-  const upload = directUploads ? uploadDirect(file, progress) : uploadThroughApp(file, progress);
+  const upload = directUploads ? uploadDirect(file, progress).catch((error) => fallBack(error, file, item, progress)) : uploadThroughApp(file, progress);
   return upload.then(
     (result) => {
       if (result.ok) done(result.file);
@@ -94,7 +94,8 @@ function send(method, url, body, { headers = {}, onProgress, json = false } = {}
     for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
     if (onProgress) xhr.upload.addEventListener('progress', (event) => onProgress(event.loaded));
     xhr.addEventListener('load', () => resolve(xhr));
-    xhr.addEventListener('error', () => reject(new Error('the connection broke')));
+    // No answer the page may read: the network, or a CORS refusal (the storage has no rule for this origin).
+    xhr.addEventListener('error', () => reject(Object.assign(new Error('the connection broke'), { network: true })));
     xhr.send(body);
   });
 }
@@ -103,6 +104,20 @@ const postJson = async (url, body) => {
   const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(body ?? {}) });
   return { status: response.status, ok: response.ok, body: await response.json().catch(() => ({})) };
 };
+
+/**
+ * The browser could not reach the storage at all (most often its CORS rules do not name this
+ * origin, as on OpenStack Swift, whose S3 API has no bucket CORS): the direct upload was
+ * aborted, so send this file, and the ones after it, through the app instead.
+ */
+function fallBack(error, file, item, progress) {
+  if (error?.network !== true) throw error;
+  directUploads = false;
+  item.dataset.route = 'app';
+  item.dataset.fallback = 'direct upload unreachable';
+  console.warn('Direct upload to the storage failed (CORS or network); uploading through the app from now on.');
+  return uploadThroughApp(file, progress);
+}
 
 /** Through the app: one multipart/form-data POST, streamed by the server into the storage. */
 async function uploadThroughApp(file, onProgress) {
