@@ -175,7 +175,7 @@ export function describeStorageConfig(config: StorageConfig = loadStorageConfig(
 /** UploadService options from `FILE_UPLOAD_*` variables. */
 export function loadUploadSettingsFromEnv(
   env: Env = process.env,
-): Required<Pick<UploadServiceOptions, 'maxSizeBytes' | 'ttlHours' | 'expiryNotifyHours' | 'directUploadExpiresIn' | 'multipartThreshold'>> & {
+): Required<Pick<UploadServiceOptions, 'maxSizeBytes' | 'ttlHours' | 'expiryNotifyHours' | 'directUploadExpiresIn' | 'multipartThreshold' | 'directUploadVerify'>> & {
   allowedTypes: string[] | null;
 } {
   const read = new EnvReader(env);
@@ -193,6 +193,7 @@ export function loadUploadSettingsFromEnv(
     expiryNotifyHours: read.integer('FILE_UPLOAD_EXPIRY_NOTIFY_HOURS', 1, { min: 0 }),
     directUploadExpiresIn: read.integer('FILE_UPLOAD_DIRECT_EXPIRES', 3600, { min: 1, max: 604800 }),
     multipartThreshold: read.bytes('FILE_UPLOAD_MULTIPART_THRESHOLD', DEFAULT_MULTIPART_THRESHOLD, { min: 5 * 1024 * 1024 }),
+    directUploadVerify: read.oneOf('FILE_UPLOAD_DIRECT_VERIFY', ['read', 'etag'] as const, 'read'),
   };
   read.throwIfProblems('Upload settings');
   return settings;

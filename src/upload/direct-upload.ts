@@ -92,6 +92,8 @@ export interface DirectUploadDeps {
   /** Lifetime of the presigned URLs, in seconds. */
   expiresIn: number;
   multipartThreshold: number;
+  /** See `UploadServiceOptions.directUploadVerify`. */
+  verify: 'read' | 'etag';
   attachmentTypes: ReadonlySet<string>;
   /** Check name, type and size: the new record and its file name, or the failed record. */
   check(input: UploadDescription, size: number | undefined): { file: UploadFile; name: string } | { refusal: UploadFile };
@@ -297,7 +299,9 @@ export class DirectUploads {
     }
     let digests: { sha256: string; md5: string | undefined };
     try {
-      digests = await this.#hash(file.storageKey, state.md5 !== undefined && !etagChecked);
+      // The server checked the bytes against the declared MD5: take the declared SHA-256 as theirs.
+      const proven = this.#deps.verify === 'etag' && etagChecked && state.sha256 !== undefined;
+      digests = proven ? { sha256: state.sha256 as string, md5: undefined } : await this.#hash(file.storageKey, state.md5 !== undefined && !etagChecked);
     } catch (error) {
       throw new UploadFailedError(id, `Could not read direct upload "${id}" to check it; it is still uploading, complete it again.`, { key: file.storageKey, cause: error });
     }

@@ -63,6 +63,17 @@ export interface UploadServiceOptions {
    * @default 104857600 (100 MiB)
    */
   multipartThreshold?: number;
+  /**
+   * How `completeDirectUpload()` proves the bytes. `read`: it reads the object back once and
+   * computes its SHA-256 (and its MD5, when one was declared that no MD5 ETag proves), whatever
+   * the server checked. `etag`: when the client declared both `md5` and `sha256`, and the
+   * object's ETag is the MD5 of its bytes (a single PUT or POST; not multipart, not SSE-KMS)
+   * and equals the declared one, nothing is read: the server checked the bytes against that
+   * MD5, and the record and its `file.stored` event carry the declared SHA-256. Any other
+   * upload is read as with `read`.
+   * @default 'read'
+   */
+  directUploadVerify?: 'read' | 'etag';
 }
 
 export const DEFAULT_MAX_SIZE_BYTES = 52428800;

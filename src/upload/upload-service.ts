@@ -101,12 +101,17 @@ export class UploadService {
         option: 'directUploadExpiresIn',
       });
     }
+    const verify = deps.directUploadVerify ?? 'read';
+    if (verify !== 'read' && verify !== 'etag') {
+      throw new StorageConfigError(`directUploadVerify must be "read" or "etag"; got ${JSON.stringify(verify)}.`, { option: 'directUploadVerify' });
+    }
     this.#direct = new DirectUploads({
       storage: this.#storage,
       repository: this.#repository,
       clock: this.#clock,
       expiresIn,
       multipartThreshold: deps.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD,
+      verify,
       attachmentTypes: this.#attachmentTypes,
       check: (input, size) => this.#check(input, size),
       refuse: (failed) => this.#refuse(failed),

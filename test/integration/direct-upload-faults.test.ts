@@ -23,6 +23,7 @@ import {
   type PresignedUpload,
   type UnitOfWork,
   type UploadFile,
+  type UploadServiceOptions,
 } from '../../src/index.js';
 import { PostgresUploadStore, migrate } from '../../src/postgres/index.js';
 import type { S3Storage } from '../../src/storage/s3/index.js';
@@ -93,8 +94,8 @@ describeS3('direct uploads under faults and crashes', (env: S3TestEnv) => {
           return result;
         }),
     };
-    const service = (clock: () => Date = () => new Date()) =>
-      new UploadService({ storage, repository: store.repository, unitOfWork, clock, maxSizeBytes: 64 * MiB, multipartThreshold: 8 * MiB });
+    const service = (clock: () => Date = () => new Date(), options: UploadServiceOptions = {}) =>
+      new UploadService({ storage, repository: store.repository, unitOfWork, clock, maxSizeBytes: 64 * MiB, multipartThreshold: 8 * MiB, ...options });
 
     beforeAll(async () => {
       await migrate(pool, { schema });
@@ -233,6 +234,31 @@ describeS3('direct uploads under faults and crashes', (env: S3TestEnv) => {
         expect((await uploads.completeDirectUpload(sent.file.id)).sha256).toBe(sha256(sent.body));
         expect((await row(sent.file.id)).events).toHaveLength(1);
       }
+    });
+
+    it("directUploadVerify 'etag': a PUT whose MD5 the server checked completes without reading the object back; anything else is read", async () => {
+      const uploads = service(undefined, { directUploadVerify: 'etag' });
+      const body = bytes(300_000, 40);
+      const proven = await uploads.createDirectUpload({ filename: 'proven.bin', size: body.length, md5: md5(body), sha256: sha256(body) });
+      expect(await fetchUpload(proven.upload as PresignedUpload, body)).toBe(200);
+      const reads = proxy.count('GetObject');
+      expect((await uploads.completeDirectUpload(proven.file.id)).sha256).toBe(sha256(body));
+      expect(proxy.count('GetObject')).toBe(reads);
+      expect((await row(proven.file.id)).events[0]?.payload).toMatchObject({ sha256: sha256(body) });
+
+      // No MD5 declared, or multipart (its ETag is no MD5): the object is read to hash it.
+      const unproven = await uploads.createDirectUpload({ filename: 'unproven.bin', size: body.length, sha256: sha256(body) });
+      expect(await fetchUpload(unproven.upload as PresignedUpload, body)).toBe(200);
+      expect((await uploads.completeDirectUpload(unproven.file.id)).sha256).toBe(sha256(body));
+      expect(proxy.count('GetObject')).toBe(reads + 1);
+      const big = await sentMultipart(uploads, 41);
+      expect((await uploads.completeDirectUpload(big.file.id)).sha256).toBe(sha256(big.body));
+      expect(proxy.count('GetObject')).toBe(reads + 2);
+      // Declared, but not these bytes: the read catches it.
+      const other = await uploads.createDirectUpload({ filename: 'other.bin', size: body.length, sha256: sha256(bytes(body.length, 42)) });
+      expect(await fetchUpload(other.upload as PresignedUpload, body)).toBe(200);
+      expect(await uploads.completeDirectUpload(other.file.id)).toMatchObject({ status: 'failed', errorCode: 'checksum_mismatch' });
+      expect(() => service(undefined, { directUploadVerify: 'trust' as 'etag' })).toThrow(/directUploadVerify must be/u);
     });
 
     const childConfig = (fileId: string, point: DirectCrashPoint): DirectCrashConfig => ({

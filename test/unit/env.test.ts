@@ -221,6 +221,7 @@ describe('loadUploadSettingsFromEnv', () => {
       expiryNotifyHours: 1,
       directUploadExpiresIn: 3600,
       multipartThreshold: 100 * 1024 * 1024,
+      directUploadVerify: 'read',
     });
   });
   it('reads good values', () => {
@@ -232,6 +233,7 @@ describe('loadUploadSettingsFromEnv', () => {
         FILE_UPLOAD_EXPIRY_NOTIFY_HOURS: '2',
         FILE_UPLOAD_DIRECT_EXPIRES: '900',
         FILE_UPLOAD_MULTIPART_THRESHOLD: '16MiB',
+        FILE_UPLOAD_DIRECT_VERIFY: 'etag',
       }),
     ).toEqual({
       maxSizeBytes: 1048576,
@@ -240,6 +242,7 @@ describe('loadUploadSettingsFromEnv', () => {
       expiryNotifyHours: 2,
       directUploadExpiresIn: 900,
       multipartThreshold: 16 * 1024 * 1024,
+      directUploadVerify: 'etag',
     });
     expect(loadUploadSettingsFromEnv({ FILE_UPLOAD_ALLOWED_TYPES: ' ' }).allowedTypes).toBeNull();
   });
@@ -251,6 +254,7 @@ describe('loadUploadSettingsFromEnv', () => {
     ['FILE_UPLOAD_EXPIRY_NOTIFY_HOURS', '-1'],
     ['FILE_UPLOAD_DIRECT_EXPIRES', '604801'],
     ['FILE_UPLOAD_MULTIPART_THRESHOLD', '1MiB'],
+    ['FILE_UPLOAD_DIRECT_VERIFY', 'trust'],
   ])('refuses %s=%s', (variable, value) => {
     expect(problems({ [variable]: value }, loadUploadSettingsFromEnv)).toEqual([variable]);
   });
