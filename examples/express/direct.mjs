@@ -25,7 +25,7 @@ const uploadJson = (upload) =>
     : { method: 'multipart', part_size: upload.partSize, part_count: upload.partCount, expires_at: upload.expiresAt.toISOString() };
 
 /** The direct-upload errors a client can act on, as HTTP answers. */
-function directError(error) {
+export function directError(error) {
   if (isDirectUploadIncompleteError(error)) {
     return new HttpError(409, 'upload_incomplete', error.missingParts.length > 0 ? `Parts ${error.missingParts.join(', ')} have not arrived.` : 'The file has not arrived yet.');
   }

@@ -7,7 +7,8 @@ import { deliveryRoutes } from './deliveries.mjs';
 import { HttpError } from './http-error.mjs';
 import { serveMedia } from './media.mjs';
 import { receiveUploads } from './uploads.mjs';
-import { directUploadRoutes } from './direct.mjs';
+import { directError, directUploadRoutes } from './direct.mjs';
+import { uppyRoutes } from './uppy.mjs';
 import { LIVE, fileJson } from './files.mjs';
 
 const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
@@ -54,6 +55,7 @@ export function createApp({ uploads, storage, store, demo, settings, mediaServed
 
   app.post('/uploads', receiveUploads({ uploads }));
   app.use(directUploadRoutes({ uploads, storage, mediaServed }));
+  app.use(uppyRoutes({ uploads, store, directError }));
 
   app.get('/uploads', async (req, res) => {
     const limit = Math.min(Math.max(Number.parseInt(String(req.query.limit ?? '20'), 10) || 20, 1), 100);

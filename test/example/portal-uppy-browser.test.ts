@@ -1,0 +1,170 @@
+/**
+ * Uppy v6 (@uppy/core, @uppy/aws-s3) in headless Chromium against the portal on S3 (Ceph RGW):
+ * the page is Uppy wired by the portal's own public/uppy-signer.js, bundled here with esbuild.
+ * A small file goes by one presigned PUT, a 21 MiB one by multipart (the part PUTs to the S3
+ * port, cross-origin; create, list, complete and abort to the portal). Both reach `stored` with
+ * the sha256 of their bytes; a multipart upload removed mid-way is aborted: its record failed,
+ * nothing left in the bucket.
+ */
+import { CreateBucketCommand, DeleteBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutBucketCorsCommand } from '@aws-sdk/client-s3';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startPortal, type Portal } from '../helpers/portal.js';
+import { describeOneS3, rawClient } from '../helpers/s3-env.js';
+import { s3Cleanup } from '../helpers/s3-fixture.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ENTRY = fileURLToPath(new URL('../fixtures/uppy-page.js', import.meta.url));
+const MiB = 1024 * 1024;
+const available = existsSync(CHROMIUM);
+if (!available && process.env.CI) throw new Error(`Chromium is required in CI at ${CHROMIUM} (apt-get install -y chromium)`);
+
+/** The page's seeded bytes (test/fixtures/uppy-page.js), made the same way here. */
+function seededBytes(size: number, seed: number): Buffer {
+  const out = Buffer.alloc(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i += 1) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+interface Report {
+  stored: Array<{ name: string; record: { id: string; status: string; sha256: string; size_bytes: number } }>;
+  errors: Array<{ name: string; message: string }>;
+  progress: Record<string, number>;
+  partsUploaded: Record<string, number>;
+}
+
+describeOneS3('Uppy v6 (@uppy/aws-s3) against the portal on S3, in headless Chromium [chromium]', (s3) => {
+  const client = rawClient(s3);
+  const bucket = `uppy-browser-${randomBytes(4).toString('hex')}`;
+  let portal: Portal;
+  let browser: Browser;
+  let bundle: string;
+
+  beforeAll(async () => {
+    if (!available) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install -y chromium)`);
+    const built = await build({ entryPoints: [ENTRY], bundle: true, format: 'esm', platform: 'browser', target: 'chrome120', write: false, logLevel: 'silent' });
+    bundle = built.outputFiles[0]?.text ?? '';
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    portal = await startPortal({
+      NODE_ENV: 'production',
+      AWS_STORAGE_BUCKET_NAME: bucket,
+      AWS_S3_ENDPOINT_URL: s3.endpoint,
+      AWS_S3_REGION_NAME: s3.region,
+      AWS_ACCESS_KEY_ID: s3.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+      FILE_UPLOAD_MAX_SIZE: String(64 * MiB),
+      FILE_UPLOAD_MULTIPART_THRESHOLD: '16MiB',
+      WEBHOOK_DEMO: 'off',
+    });
+    // Uppy reads each part's ETag: the rule exposes it.
+    await client.send(
+      new PutBucketCorsCommand({
+        Bucket: bucket,
+        CORSConfiguration: { CORSRules: [{ AllowedOrigins: [portal.url], AllowedMethods: ['PUT', 'GET', 'HEAD'], AllowedHeaders: ['*'], ExposeHeaders: ['ETag'], MaxAgeSeconds: 600 }] },
+      }),
+    );
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await portal?.stop();
+    await s3Cleanup(client, bucket, '');
+    await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
+    client.destroy();
+  });
+
+  /** A page on the portal's origin that runs the bundle (bundled by the test, not served by the portal). */
+  async function uppyPage(): Promise<{ page: Page; requests: string[]; pageErrors: string[] }> {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    const requests: string[] = [];
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      const where = url.origin === new URL(s3.endpoint).origin ? 's3' : url.origin === portal.url ? 'portal' : url.origin;
+      requests.push(`${where} ${request.method()} ${url.pathname.replace(/[0-9a-f-]{36}/gu, ':id')}${url.searchParams.has('partNumber') ? ' part' : ''}`);
+    });
+    // A document the portal itself serves (its /config JSON), so that Chromium sees the page on
+    // the loopback address like the S3 server; a page fulfilled by page.route() counts as public,
+    // and Chromium's local-network-access check then refuses its requests to 127.0.0.1.
+    await page.goto(`${portal.url}/config`);
+    await page.addScriptTag({ type: 'module', content: bundle });
+    await page.waitForFunction(() => 'uppyTest' in globalThis);
+    return { page, requests, pageErrors };
+  }
+  const reportOf = (page: Page): Promise<Report> => page.evaluate(() => (globalThis as unknown as { uppyTest: { report: Report } }).uppyTest.report);
+
+  it('a small file by one PUT and a 21 MiB file by multipart: both stored with the sha256 of their bytes, the parts sent to S3, the rest to the portal', async () => {
+    const { page, requests, pageErrors } = await uppyPage();
+    const files = [
+      { name: 'plan.png', type: 'image/png', size: 300 * 1024 + 7, seed: 1 },
+      { name: 'survey.bin', type: 'application/octet-stream', size: 21 * MiB + 5, seed: 2 },
+    ];
+    await page.evaluate((list) => {
+      const t = (globalThis as unknown as { uppyTest: { add: (n: string, t: string, s: number, seed: number) => string; uppy: { upload: () => Promise<unknown> } } }).uppyTest;
+      for (const f of list) t.add(f.name, f.type, f.size, f.seed);
+      void t.uppy.upload();
+    }, files);
+    await expect.poll(async () => (await reportOf(page)).stored.length + (await reportOf(page)).errors.length, { timeout: 90_000 }).toBe(2);
+    const report = await reportOf(page);
+    expect(report.errors).toEqual([]);
+    for (const f of files) {
+      const stored = report.stored.find((s) => s.name === f.name);
+      expect(stored?.record).toMatchObject({ status: 'stored', size_bytes: f.size, sha256: sha256(seededBytes(f.size, f.seed)) });
+      expect(report.progress[f.name]).toBe(f.size);
+    }
+    expect(report.partsUploaded['survey.bin']).toBe(3);
+    // The bytes went to S3: one PUT and three part PUTs. Everything else went to the portal.
+    expect(requests.filter((r) => r.startsWith('s3 PUT') && !r.endsWith(' part'))).toHaveLength(1);
+    expect(requests.filter((r) => r.startsWith('s3 PUT') && r.endsWith(' part'))).toHaveLength(3);
+    expect(requests.filter((r) => r.startsWith('s3 ') && !r.startsWith('s3 PUT') && !r.startsWith('s3 OPTIONS'))).toEqual([]);
+    expect(requests).toContain('portal POST /uppy/:id/initiate');
+    expect(requests).toContain('portal POST /uppy/:id/complete');
+    // In the bucket: the two objects, no unfinished upload.
+    const objects = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+    expect((objects.Contents ?? []).map((o) => o.Size).sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual(files.map((f) => f.size));
+    expect((await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).toEqual([]);
+    expect(pageErrors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('a multipart upload removed after its first part: Uppy aborts it through the portal, the record is failed and nothing is left', async () => {
+    const before = (await client.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents?.length ?? 0;
+    const { page, requests } = await uppyPage();
+    await page.evaluate((size) => {
+      const t = (globalThis as unknown as {
+        uppyTest: { add: (n: string, t: string, s: number, seed: number) => string; uppy: { upload: () => Promise<unknown>; removeFile: (id: string) => void; on: (e: string, f: (file: { id: string }) => void) => void } };
+      }).uppyTest;
+      const id = t.add('removed.bin', 'application/octet-stream', size, 3);
+      t.uppy.on('s3-multipart:part-uploaded', (file) => {
+        if (file.id === id) t.uppy.removeFile(id);
+      });
+      void t.uppy.upload();
+    }, 25 * MiB);
+    await expect.poll(() => requests.includes('portal DELETE /uppy/:id/abort'), { timeout: 60_000 }).toBe(true);
+    type Listed = { items: Array<{ original_filename: string; error_code: string | null }> };
+    await expect
+      .poll(async () => ((await (await fetch(`${portal.url}/uploads?status=failed`)).json()) as Listed).items.filter((i) => i.original_filename === 'removed.bin').map((i) => i.error_code), {
+        timeout: 30_000,
+      })
+      .toEqual(['aborted']);
+    await expect.poll(async () => (await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [], { timeout: 30_000 }).toEqual([]);
+    expect((await client.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents?.length ?? 0).toBe(before);
+    await page.context().close();
+  });
+});
