@@ -10,7 +10,7 @@
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { startPortal, type Portal } from '../test/helpers/portal.js';
+import { portalS3Env, startPortal, type Portal } from '../test/helpers/portal.js';
 import { patternStream } from '../test/helpers/streams.js';
 import { S3Storage } from '../src/storage/s3/index.js';
 import type { S3Settings } from './util.js';
@@ -65,11 +65,7 @@ interface Run {
 async function runOnce(settings: S3Settings, bucket: string, budget: string, scenario: (typeof SCENARIOS)[number], round: number): Promise<Run> {
   const portal = await startPortal({
     STORAGE_BACKEND: 's3',
-    AWS_STORAGE_BUCKET_NAME: bucket,
-    AWS_S3_ENDPOINT_URL: settings.endpoint,
-    AWS_S3_REGION_NAME: settings.region,
-    AWS_ACCESS_KEY_ID: settings.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: settings.secretAccessKey,
+    ...portalS3Env(settings, bucket),
     AWS_LOCATION: `portal-load-${round}`,
     AWS_S3_MEMORY_BUDGET: budget,
     FILE_UPLOAD_MAX_SIZE: String(256 * MiB),

@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- names…]`: every benchmark (or only the named ones: s3-save, s3-small,
- * presign, fs, rss, relay, memory-store; s3-save includes the breakdown) against the local S3 server, each ours vs a
- * baseline measured in this same run.
+ * presign, fs, rss, relay, memory-store, portal-load, direct-upload, cleanup; s3-save includes
+ * the breakdown) against the local S3 server, each ours vs a baseline measured in this same run.
  * Needs `bash scripts/s3-server.sh start`. BENCH_ROUNDS sets the measured rounds (default 5).
  */
 import { execFileSync } from 'node:child_process';
@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { measureLocalSteps, reportBreakdown } from './breakdown.js';
 import { benchCleanup } from './cleanup.js';
+import { benchDirectUpload } from './direct-upload.js';
 import { benchFsSave } from './fs-save.js';
 import { benchMemoryStore } from './memory-store.js';
 import { benchPresign } from './presign.js';
@@ -21,7 +22,7 @@ import { benchS3Save } from './s3-save.js';
 import { benchS3Small } from './s3-small.js';
 import { ROOT, ROUNDS, printReport, s3Settings, stop } from './util.js';
 
-const ALL = ['presign', 'fs', 's3-save', 's3-small', 'rss', 'relay', 'memory-store', 'portal-load', 'cleanup'];
+const ALL = ['presign', 'fs', 's3-save', 's3-small', 'rss', 'relay', 'memory-store', 'portal-load', 'direct-upload', 'cleanup'];
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;
 const unknown = wanted.filter((name) => !ALL.includes(name));
 if (unknown.length > 0) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; pick from ${ALL.join(', ')}`);
@@ -44,7 +45,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 let bucket: string | undefined;
 let dir: string | undefined;
 // The relay, memory-store and import-cost benchmarks need no S3 server: make the bucket only for those that do.
-const needsS3 = wanted.some((name) => ['presign', 's3-save', 's3-small', 'rss', 'portal-load'].includes(name));
+const needsS3 = wanted.some((name) => ['presign', 's3-save', 's3-small', 'rss', 'portal-load', 'direct-upload'].includes(name));
 try {
   if (needsS3) {
     bucket = await createBenchBucket(admin).catch((error: unknown) => {
@@ -74,6 +75,10 @@ try {
     // The portal runs the built package, as a user's app would.
     execFileSync(process.execPath, [path.join(ROOT, 'scripts/build-if-stale.mjs')], { stdio: 'inherit' });
     await benchPortalLoad(settings, bucket ?? '');
+  }
+  if (step('direct-upload')) {
+    execFileSync(process.execPath, [path.join(ROOT, 'scripts/build-if-stale.mjs')], { stdio: 'inherit' });
+    await benchDirectUpload(settings, storage);
   }
   // Last: it deletes thousands of objects, whose garbage collection keeps the S3 server busy for a while.
   if (step('cleanup')) await benchCleanup(settings);

@@ -400,7 +400,6 @@ function declaredProblem(input: CreateDirectUploadInput): { code: UploadErrorCod
   return undefined;
 }
 
-/** A single PUT's ETag is the hex MD5 of its bytes (S3, Ceph, Swift; not with SSE-KMS). */
 /** The base64 MD5 an ETag is, or `undefined` when it is none (SSE-KMS, multipart, the filesystem's): then the read decides. */
 function md5OfEtag(etag: string): string | undefined {
   const hex = etag.replaceAll('"', '').toLowerCase();

@@ -5,71 +5,28 @@
  * parts. Both reach `stored`; the demo webhook's fetch of the event's URL gives the same
  * sha256; each progress bar follows the browser's own upload to 100 %.
  */
-import { CreateBucketCommand, DeleteBucketCommand, ListObjectsV2Command, PutBucketCorsCommand } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPortal, type Portal } from '../helpers/portal.js';
-import { describeOneS3, rawClient, s3Servers, type S3TestEnv } from '../helpers/s3-env.js';
-import { s3Cleanup } from '../helpers/s3-fixture.js';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { portalOnOwnBucket } from '../helpers/browser.js';
+import { describeOneS3, s3Servers, type S3TestEnv } from '../helpers/s3-env.js';
 const OUT = fileURLToPath(new URL('../../test-results/', import.meta.url));
 const MiB = 1024 * 1024;
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
-const available = existsSync(CHROMIUM);
-if (!available && process.env.CI) throw new Error(`Chromium is required in CI at ${CHROMIUM} (apt-get install -y chromium)`);
 
 describeOneS3('portal page, direct uploads to S3, in headless Chromium [chromium]', (s3) => {
-  const client = rawClient(s3);
   // A bucket of its own: its CORS rule names this portal's origin only.
-  const bucket = `direct-browser-${randomBytes(4).toString('hex')}`;
-  let portal: Portal;
-  let browser: Browser;
-
+  const fixture = portalOnOwnBucket(s3, { prefix: 'direct-browser', env: { FILE_UPLOAD_MAX_SIZE: String(64 * MiB), FILE_UPLOAD_MULTIPART_THRESHOLD: '16MiB' }, cors: true });
   beforeAll(async () => {
-    if (!available) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install -y chromium)`);
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
-    portal = await startPortal({
-      NODE_ENV: 'production',
-      AWS_STORAGE_BUCKET_NAME: bucket,
-      AWS_S3_ENDPOINT_URL: s3.endpoint,
-      AWS_S3_REGION_NAME: s3.region,
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      FILE_UPLOAD_MAX_SIZE: String(64 * MiB),
-      FILE_UPLOAD_MULTIPART_THRESHOLD: '16MiB',
-    });
-    // https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketCors.html
-    await client.send(
-      new PutBucketCorsCommand({
-        Bucket: bucket,
-        CORSConfiguration: {
-          CORSRules: [{ AllowedOrigins: [portal.url], AllowedMethods: ['PUT', 'GET', 'HEAD'], AllowedHeaders: ['*'], ExposeHeaders: ['ETag'], MaxAgeSeconds: 600 }],
-        },
-      }),
-    );
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    });
     await mkdir(OUT, { recursive: true });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await portal?.stop();
-    await s3Cleanup(client, bucket, '');
-    await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
-    client.destroy();
   });
 
   it('a small file by presigned PUT and a 21 MiB file by multipart, cross-origin to the S3 port: both stored, sha256 confirmed by the webhook, progress to 100', async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const context = await fixture.browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(error.message));
@@ -77,7 +34,7 @@ describeOneS3('portal page, direct uploads to S3, in headless Chromium [chromium
     page.on('request', (request) => {
       if (request.url().startsWith(`${s3.endpoint}/`)) s3Requests.push(`${request.method()} ${new URL(request.url()).pathname}${new URL(request.url()).searchParams.has('partNumber') ? ' part' : ''}`);
     });
-    await page.goto(portal.url);
+    await page.goto(fixture.portal.url);
     await expect.poll(() => page.locator('#limit-hint').textContent()).toMatch(/^Up to 64 MiB per file/u);
 
     const small = randomBytes(200 * 1024 + 3);
@@ -103,7 +60,7 @@ describeOneS3('portal page, direct uploads to S3, in headless Chromium [chromium
     expect(s3Requests.filter((r) => r.startsWith('PUT') && r.endsWith(' part'))).toHaveLength(3);
 
     // Both are stored, with the sha256 of their bytes.
-    const listed = (await (await fetch(`${portal.url}/uploads`)).json()) as { items: Array<{ original_filename: string; sha256: string; status: string; size_bytes: number }> };
+    const listed = (await (await fetch(`${fixture.portal.url}/uploads`)).json()) as { items: Array<{ original_filename: string; sha256: string; status: string; size_bytes: number }> };
     expect(listed.items.map((i) => [i.original_filename, i.status, i.size_bytes, i.sha256]).sort()).toEqual(
       [
         ['site photo.png', 'stored', small.length, sha256(small)],
@@ -126,37 +83,11 @@ if (process.env.CI && swift === undefined) throw new Error('the Swift server is 
 
 describe.runIf(swift !== undefined)('portal page on OpenStack Swift, whose S3 API has no bucket CORS, in headless Chromium [chromium] [swift]', () => {
   const s3 = swift as S3TestEnv;
-  const client = rawClient(s3);
-  const bucket = `direct-fallback-${randomBytes(4).toString('hex')}`;
-  let portal: Portal;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    if (!available) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install -y chromium)`);
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
-    portal = await startPortal({
-      NODE_ENV: 'production',
-      AWS_STORAGE_BUCKET_NAME: bucket,
-      AWS_S3_ENDPOINT_URL: s3.endpoint,
-      AWS_S3_REGION_NAME: s3.region,
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await portal?.stop();
-    await s3Cleanup(client, bucket, '');
-    await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
-    client.destroy();
-  });
+  const fixture = portalOnOwnBucket(s3, { prefix: 'direct-fallback', cors: false });
+  const { client, bucket } = fixture;
 
   it('the preflight to Swift is refused, so the page aborts the direct upload and sends the file through the app: stored, nothing else left', async () => {
-    const context = await browser.newContext();
+    const context = await fixture.browser.newContext();
     const page = await context.newPage();
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(error.message));
@@ -164,7 +95,7 @@ describe.runIf(swift !== undefined)('portal page on OpenStack Swift, whose S3 AP
     page.on('requestfailed', (request) => {
       if (request.url().startsWith(`${s3.endpoint}/`)) preflights.push(1);
     });
-    await page.goto(portal.url);
+    await page.goto(fixture.portal.url);
     await expect.poll(() => page.locator('#limit-hint').textContent()).toMatch(/^Up to/u);
     const body = randomBytes(150 * 1024 + 5);
     await page.setInputFiles('#file-input', [{ name: 'no cors.png', mimeType: 'image/png', buffer: body }]);
@@ -176,7 +107,7 @@ describe.runIf(swift !== undefined)('portal page on OpenStack Swift, whose S3 AP
     expect(await item.getAttribute('data-fallback')).toBe('direct upload unreachable');
     expect(await item.textContent()).toContain(`sha256 ${sha256(body).slice(0, 12)}`);
     // Two records: the direct upload, aborted by the page; the upload through the app, stored.
-    const listed = (await (await fetch(`${portal.url}/uploads?status=stored,failed`)).json()) as { items: Array<{ original_filename: string; sha256: string; status: string; error_code: string | null }> };
+    const listed = (await (await fetch(`${fixture.portal.url}/uploads?status=stored,failed`)).json()) as { items: Array<{ original_filename: string; sha256: string; status: string; error_code: string | null }> };
     const rows = listed.items.filter((i) => i.original_filename === 'no cors.png').map((i) => `${i.status} ${i.status === 'stored' ? i.sha256 : String(i.error_code)}`);
     expect(rows.sort()).toEqual(['failed aborted', `stored ${sha256(body)}`]);
     // One object in the bucket: the stored file's; the aborted direct upload left nothing.

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { rawClient, describeOneS3 } from '../helpers/s3-env.js';
-import { multipart, startPortal, type Portal } from '../helpers/portal.js';
+import { multipart, portalS3Env, startPortal, type Portal } from '../helpers/portal.js';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 
 const MiB = 1024 * 1024;
@@ -40,11 +40,7 @@ describeOneS3('example portal end to end on S3 + Postgres [portal]', (s3) => {
     const started = performance.now();
     portal = await startPortal({
       NODE_ENV: 'production',
-      AWS_STORAGE_BUCKET_NAME: s3.bucket,
-      AWS_S3_ENDPOINT_URL: s3.endpoint,
-      AWS_S3_REGION_NAME: s3.region,
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+      ...portalS3Env(s3, s3.bucket),
       AWS_LOCATION: prefix,
       AWS_QUERYSTRING_EXPIRE: '600',
       DATABASE_URL: withPassword,

@@ -6,35 +6,19 @@
  * the sha256 of their bytes; a multipart upload removed mid-way is aborted: its record failed,
  * nothing left in the bucket.
  */
-import { CreateBucketCommand, DeleteBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutBucketCorsCommand } from '@aws-sdk/client-s3';
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startPortal, type Portal } from '../helpers/portal.js';
-import { describeOneS3, rawClient } from '../helpers/s3-env.js';
-import { s3Cleanup } from '../helpers/s3-fixture.js';
+import type { Page } from 'playwright-core';
+import { beforeAll, expect, it } from 'vitest';
+import { portalOnOwnBucket } from '../helpers/browser.js';
+import { describeOneS3 } from '../helpers/s3-env.js';
+import { seededBytes } from '../fixtures/seeded-bytes.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ENTRY = fileURLToPath(new URL('../fixtures/uppy-page.js', import.meta.url));
 const MiB = 1024 * 1024;
-const available = existsSync(CHROMIUM);
-if (!available && process.env.CI) throw new Error(`Chromium is required in CI at ${CHROMIUM} (apt-get install -y chromium)`);
 
-/** The page's seeded bytes (test/fixtures/uppy-page.js), made the same way here. */
-function seededBytes(size: number, seed: number): Buffer {
-  const out = Buffer.alloc(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i += 1) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 interface Report {
@@ -45,64 +29,31 @@ interface Report {
 }
 
 describeOneS3('Uppy v6 (@uppy/aws-s3) against the portal on S3, in headless Chromium [chromium]', (s3) => {
-  const client = rawClient(s3);
-  const bucket = `uppy-browser-${randomBytes(4).toString('hex')}`;
-  let portal: Portal;
-  let browser: Browser;
+  const fixture = portalOnOwnBucket(s3, { prefix: 'uppy-browser', env: { FILE_UPLOAD_MAX_SIZE: String(64 * MiB), FILE_UPLOAD_MULTIPART_THRESHOLD: '16MiB', WEBHOOK_DEMO: 'off' }, cors: true });
+  const { client, bucket } = fixture;
   let bundle: string;
 
   beforeAll(async () => {
-    if (!available) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install -y chromium)`);
     const built = await build({ entryPoints: [ENTRY], bundle: true, format: 'esm', platform: 'browser', target: 'chrome120', write: false, logLevel: 'silent' });
     bundle = built.outputFiles[0]?.text ?? '';
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
-    portal = await startPortal({
-      NODE_ENV: 'production',
-      AWS_STORAGE_BUCKET_NAME: bucket,
-      AWS_S3_ENDPOINT_URL: s3.endpoint,
-      AWS_S3_REGION_NAME: s3.region,
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      FILE_UPLOAD_MAX_SIZE: String(64 * MiB),
-      FILE_UPLOAD_MULTIPART_THRESHOLD: '16MiB',
-      WEBHOOK_DEMO: 'off',
-    });
-    // Uppy reads each part's ETag: the rule exposes it.
-    await client.send(
-      new PutBucketCorsCommand({
-        Bucket: bucket,
-        CORSConfiguration: { CORSRules: [{ AllowedOrigins: [portal.url], AllowedMethods: ['PUT', 'GET', 'HEAD'], AllowedHeaders: ['*'], ExposeHeaders: ['ETag'], MaxAgeSeconds: 600 }] },
-      }),
-    );
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await portal?.stop();
-    await s3Cleanup(client, bucket, '');
-    await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
-    client.destroy();
   });
 
   /** A page on the portal's origin that runs the bundle (bundled by the test, not served by the portal). */
   async function uppyPage(): Promise<{ page: Page; requests: string[]; pageErrors: string[] }> {
-    const context = await browser.newContext();
+    const context = await fixture.browser.newContext();
     const page = await context.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
     const requests: string[] = [];
     page.on('request', (request) => {
       const url = new URL(request.url());
-      const where = url.origin === new URL(s3.endpoint).origin ? 's3' : url.origin === portal.url ? 'portal' : url.origin;
+      const where = url.origin === new URL(s3.endpoint).origin ? 's3' : url.origin === fixture.portal.url ? 'portal' : url.origin;
       requests.push(`${where} ${request.method()} ${url.pathname.replace(/[0-9a-f-]{36}/gu, ':id')}${url.searchParams.has('partNumber') ? ' part' : ''}`);
     });
     // A document the portal itself serves (its /config JSON), so that Chromium sees the page on
     // the loopback address like the S3 server; a page fulfilled by page.route() counts as public,
     // and Chromium's local-network-access check then refuses its requests to 127.0.0.1.
-    await page.goto(`${portal.url}/config`);
+    await page.goto(`${fixture.portal.url}/config`);
     await page.addScriptTag({ type: 'module', content: bundle });
     await page.waitForFunction(() => 'uppyTest' in globalThis);
     return { page, requests, pageErrors };
@@ -125,7 +76,7 @@ describeOneS3('Uppy v6 (@uppy/aws-s3) against the portal on S3, in headless Chro
     expect(report.errors).toEqual([]);
     for (const f of files) {
       const stored = report.stored.find((s) => s.name === f.name);
-      expect(stored?.record).toMatchObject({ status: 'stored', size_bytes: f.size, sha256: sha256(seededBytes(f.size, f.seed)) });
+      expect(stored?.record).toMatchObject({ status: 'stored', size_bytes: f.size, sha256: sha256(Buffer.from(seededBytes(f.size, f.seed))) });
       expect(report.progress[f.name]).toBe(f.size);
     }
     expect(report.partsUploaded['survey.bin']).toBe(3);
@@ -159,7 +110,7 @@ describeOneS3('Uppy v6 (@uppy/aws-s3) against the portal on S3, in headless Chro
     await expect.poll(() => requests.includes('portal DELETE /uppy/:id/abort'), { timeout: 60_000 }).toBe(true);
     type Listed = { items: Array<{ original_filename: string; error_code: string | null }> };
     await expect
-      .poll(async () => ((await (await fetch(`${portal.url}/uploads?status=failed`)).json()) as Listed).items.filter((i) => i.original_filename === 'removed.bin').map((i) => i.error_code), {
+      .poll(async () => ((await (await fetch(`${fixture.portal.url}/uploads?status=failed`)).json()) as Listed).items.filter((i) => i.original_filename === 'removed.bin').map((i) => i.error_code), {
         timeout: 30_000,
       })
       .toEqual(['aborted']);

@@ -10,7 +10,6 @@
  * nothing is left but the stored object; an upload nobody completes again is failed as expired by
  * maintenance after its deadline, with nothing left at all.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
@@ -30,6 +29,7 @@ import type { S3Storage } from '../../src/storage/s3/index.js';
 import type { DirectCrashConfig, DirectCrashPoint } from '../fixtures/direct-complete-child.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { PG_TEST_URL, testPool, truncateStore } from '../helpers/postgres.js';
+import { runChildKilledAt } from '../helpers/kill-at.js';
 import { describeS3, rawClient, type S3TestEnv } from '../helpers/s3-env.js';
 import { s3Cleanup, s3Leftovers, s3StorageFor } from '../helpers/s3-fixture.js';
 import { fetchUpload } from '../helpers/upload-route.js';
@@ -48,29 +48,7 @@ const sha256 = (body: Buffer): string => createHash('sha256').update(body).diges
 const md5 = (body: Buffer): string => createHash('md5').update(body).digest('base64');
 
 /** Run the child; SIGKILL it when it reports the point. Resolves to what it printed. */
-function runChild(config: DirectCrashConfig): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD], {
-      env: { ...process.env, DIRECT_CHILD: JSON.stringify(config), NODE_NO_WARNINGS: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.stdout.on('data', (data: Buffer) => {
-      out += data.toString();
-      if (out.includes(`AT ${config.point}`)) child.kill('SIGKILL');
-    });
-    child.stderr.on('data', (data: Buffer) => (err += data.toString()));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      const expected = config.point === 'none' ? code === 0 : signal === 'SIGKILL' && out.includes(`AT ${config.point}`);
-      if (expected) resolve(out);
-      else reject(new Error(`child at ${config.point} ended with ${code ?? signal}: ${out}\n${err.slice(-2000)}`));
-    });
-  });
-}
+const runChild = (config: DirectCrashConfig): Promise<string> => runChildKilledAt(CHILD, { DIRECT_CHILD: JSON.stringify(config) }, config.point);
 
 describeS3('direct uploads under faults and crashes', (env: S3TestEnv) => {
   describe.runIf(pgAvailable)('Postgres store', () => {

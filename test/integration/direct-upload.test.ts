@@ -91,6 +91,17 @@ function directUploadSuite(name: string, makeBackend: () => Promise<Backend>): v
       expect((await store.events()).length).toBe(1);
     });
 
+    it('two completes at once: both answer the stored record, with one file.stored event', async () => {
+      const uploads = service();
+      const body = bytes(120_000, 9);
+      const { file, upload } = await uploads.createDirectUpload({ filename: 'twice.bin', size: body.length, sha256: sha256(body) });
+      expect(await backend.send(upload as PresignedUpload, body)).toBe(200);
+      const [a, b] = await Promise.all([uploads.completeDirectUpload(file.id), uploads.completeDirectUpload(file.id)]);
+      expect(a).toMatchObject({ status: 'stored', sha256: sha256(body) });
+      expect(b).toEqual(a);
+      expect((await store.events()).map((e) => e.eventType)).toEqual(['file.stored']);
+    });
+
     it('complete before the bytes arrived is DirectUploadIncompleteError and changes nothing; after the PUT it completes', async () => {
       const uploads = service();
       const body = bytes(1000, 2);

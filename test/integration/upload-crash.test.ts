@@ -7,7 +7,6 @@
  * finished are intact.
  */
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,6 +21,7 @@ import { FileSystemStorage } from '../../src/storage/fs/index.js';
 import type { S3Storage } from '../../src/storage/s3/index.js';
 import type { Config, CrashPoint } from '../fixtures/crash-child.js';
 import { PART, s3Cleanup, s3StorageFor } from '../helpers/s3-fixture.js';
+import { runChildKilledAt } from '../helpers/kill-at.js';
 import { describeS3, rawClient, type S3TestEnv } from '../helpers/s3-env.js';
 import { PG_TEST_URL, testPool } from '../helpers/postgres.js';
 import { sha256 } from '../helpers/streams.js';
@@ -34,30 +34,8 @@ const CHILD = path.resolve(import.meta.dirname, '../fixtures/crash-child.ts');
 const POINTS: CrashPoint[] = ['recorded', 'streaming', 'saved', 'committing', 'none'];
 const SIZES = [{ name: 'small', bytes: 200 * 1024 }, { name: 'multipart', bytes: 3 * PART + 123 }];
 
-/** Run one child; kill it with SIGKILL when it reports the point. Resolves to what it printed. */
-function runChild(config: Config): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD], {
-      env: { ...process.env, CRASH_CHILD: JSON.stringify(config), NODE_NO_WARNINGS: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.stdout.on('data', (data: Buffer) => {
-      out += data.toString();
-      if (out.includes(`AT ${config.point}`)) child.kill('SIGKILL');
-    });
-    child.stderr.on('data', (data: Buffer) => (err += data.toString()));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      const expected = config.point === 'none' ? code === 0 : signal === 'SIGKILL' && out.includes(`AT ${config.point}`);
-      if (expected) resolve(out);
-      else reject(new Error(`child at ${config.point} ended with ${code ?? signal}: ${out}\n${err.slice(-2000)}`));
-    });
-  });
-}
+/** Run the child; SIGKILL it when it reports the point. Resolves to what it printed. */
+const runChild = (config: Config): Promise<string> => runChildKilledAt(CHILD, { CRASH_CHILD: JSON.stringify(config) }, config.point);
 
 interface Target {
   storage: Storage;
