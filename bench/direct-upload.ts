@@ -20,8 +20,8 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Storage } from '../src/storage/s3/index.js';
-import { rawClient } from '../test/helpers/s3-client.js';
-import { portalS3Env, startPortal, type Portal } from '../test/helpers/portal.js';
+import { rawClient, s3Variables } from '../test/helpers/s3-client.js';
+import { startPortal, type Portal } from '../test/helpers/portal.js';
 import { MiB, ROUNDS, fmt, heading, interleave, median, note, rate, table, type S3Settings, type Sample } from './util.js';
 
 const SIZE = 128 * MiB;
@@ -180,7 +180,7 @@ export async function benchDirectUpload(settings: S3Settings, storage: S3Storage
   };
   const portalEnv = {
     STORAGE_BACKEND: 's3',
-    ...portalS3Env(settings, bucket),
+    ...s3Variables(settings, bucket),
     AWS_LOCATION: PORTAL_PREFIX,
     FILE_UPLOAD_MAX_SIZE: String(256 * MiB),
     WEBHOOK_DEMO: 'off',

@@ -10,7 +10,8 @@
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { portalS3Env, startPortal, type Portal } from '../test/helpers/portal.js';
+import { startPortal, type Portal } from '../test/helpers/portal.js';
+import { s3Variables } from '../test/helpers/s3-client.js';
 import { patternStream } from '../test/helpers/streams.js';
 import { S3Storage } from '../src/storage/s3/index.js';
 import type { S3Settings } from './util.js';
@@ -65,7 +66,7 @@ interface Run {
 async function runOnce(settings: S3Settings, bucket: string, budget: string, scenario: (typeof SCENARIOS)[number], round: number): Promise<Run> {
   const portal = await startPortal({
     STORAGE_BACKEND: 's3',
-    ...portalS3Env(settings, bucket),
+    ...s3Variables(settings, bucket),
     AWS_LOCATION: `portal-load-${round}`,
     AWS_S3_MEMORY_BUDGET: budget,
     FILE_UPLOAD_MAX_SIZE: String(256 * MiB),

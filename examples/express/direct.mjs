@@ -1,8 +1,8 @@
-// Direct uploads: the browser sends the bytes to the storage itself (S3: a presigned PUT, or
-// presigned multipart parts), and this app only signs and checks. The routes are shaped so
-// that Uppy's @uppy/aws-s3 plugin can call them from its own functions (see the README):
+// Direct uploads: the browser sends the bytes to the storage itself (S3: a presigned PUT, a
+// presigned POST form, or presigned multipart parts), and this app only signs and checks. The
+// routes map one to one onto the functions of Uppy 5's @uppy/aws-s3 (Uppy 6: uppy.mjs):
 //
-//   POST   /uploads/direct              { filename, size, content_type?, md5?, sha256? } → the record and where to send the bytes
+//   POST   /uploads/direct              { filename, size, content_type?, md5?, sha256?, method? } → the record and where to send the bytes
 //   POST   /uploads/:id/parts           { part_numbers: [1, 2, …] }  → presigned part PUTs (multipart)
 //   GET    /uploads/:id/parts           → the parts that arrived (to resume)
 //   POST   /uploads/:id/complete        → checks the object, then `stored` with its file.stored event
@@ -19,10 +19,13 @@ import { STATUS_OF_CODE } from './uploads.mjs';
 const json = express.json({ limit: '64kb' });
 const MAX_PARTS_PER_REQUEST = 100;
 
-const uploadJson = (upload) =>
-  upload.method === 'PUT'
-    ? { method: 'PUT', url: upload.url, headers: upload.headers, expires_at: upload.expiresAt.toISOString() }
-    : { method: 'multipart', part_size: upload.partSize, part_count: upload.partCount, expires_at: upload.expiresAt.toISOString() };
+const uploadJson = (upload) => {
+  const expires_at = upload.expiresAt.toISOString();
+  if (upload.method === 'PUT') return { method: 'PUT', url: upload.url, headers: upload.headers, expires_at };
+  // A plain HTML form: the fields first, then the file as the last field.
+  if (upload.method === 'POST') return { method: 'POST', url: upload.url, fields: upload.fields, expires_at };
+  return { method: 'multipart', part_size: upload.partSize, part_count: upload.partCount, expires_at };
+};
 
 /** The direct-upload errors a client can act on, as HTTP answers. */
 export function directError(error) {
@@ -59,7 +62,7 @@ export function directUploadRoutes({ uploads, storage, mediaServed }) {
         ...(typeof contentType === 'string' ? { contentType } : {}),
         ...(typeof md5 === 'string' ? { md5 } : {}),
         ...(typeof sha256 === 'string' ? { sha256 } : {}),
-        ...(method === 'put' || method === 'multipart' ? { method } : {}),
+        ...(method === 'put' || method === 'post' || method === 'multipart' ? { method } : {}),
       });
       if (upload === undefined) {
         res.status(STATUS_OF_CODE[file.errorCode] ?? 400).json({ code: file.errorCode, message: file.errorMessage, file: fileJson(file) });

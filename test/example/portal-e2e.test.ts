@@ -7,8 +7,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { rawClient, describeOneS3 } from '../helpers/s3-env.js';
-import { multipart, portalS3Env, startPortal, type Portal } from '../helpers/portal.js';
+import { rawClient, describeOneS3, s3Variables } from '../helpers/s3-env.js';
+import { multipart, startPortal, type Portal } from '../helpers/portal.js';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 
 const MiB = 1024 * 1024;
@@ -40,7 +40,7 @@ describeOneS3('example portal end to end on S3 + Postgres [portal]', (s3) => {
     const started = performance.now();
     portal = await startPortal({
       NODE_ENV: 'production',
-      ...portalS3Env(s3, s3.bucket),
+      ...s3Variables(s3, s3.bucket),
       AWS_LOCATION: prefix,
       AWS_QUERYSTRING_EXPIRE: '600',
       DATABASE_URL: withPassword,
@@ -141,5 +141,41 @@ describeOneS3('example portal end to end on S3 + Postgres [portal]', (s3) => {
     expect((await fetch(`${portal.url}/uploads/${file?.id}`, { method: 'DELETE' })).status).toBe(204);
     const after = await rawClient(s3).send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${prefix}/uploads/` }));
     expect(after.Contents ?? []).toEqual([]);
+  });
+
+  it('a plain HTML form straight to S3: POST /uploads/direct with method post, the form POST to the bucket, complete: stored in Postgres with the sha256 and its file.stored event', async () => {
+    const content = randomBytes(300 * 1024 + 9);
+    const digest = createHash('sha256').update(content).digest('hex');
+    const started = await fetch(`${portal.url}/uploads/direct`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ filename: 'form scan.png', size: content.length, method: 'post' }),
+    });
+    expect(started.status).toBe(201);
+    const { file, upload } = (await started.json()) as { file: { id: string; status: string }; upload: { method: string; url: string; fields: Record<string, string> } };
+    expect(file.status).toBe('uploading');
+    expect(upload.method).toBe('POST');
+    expect(upload.url.startsWith(`${s3.endpoint}/`)).toBe(true);
+    expect(JSON.stringify(upload)).not.toContain(s3.secretAccessKey);
+
+    const form = new FormData();
+    for (const [name, value] of Object.entries(upload.fields)) form.append(name, value);
+    form.append('file', new Blob([content], { type: 'image/png' }), 'form scan.png');
+    const posted = await fetch(upload.url, { method: 'POST', body: form });
+    if (s3.provider === 'swift') {
+      // Swift's S3 API answers every POST upload 412: the upload is aborted, and nothing is stored.
+      expect(posted.status).toBe(412);
+      expect((await fetch(`${portal.url}/uploads/${file.id}/direct`, { method: 'DELETE' })).status).toBe(200);
+      return;
+    }
+    expect(posted.status).toBe(204);
+    const completed = await fetch(`${portal.url}/uploads/${file.id}/complete`, { method: 'POST' });
+    expect(completed.status).toBe(200);
+    expect(await completed.json()).toMatchObject({ id: file.id, status: 'stored', sha256: digest, size_bytes: content.length });
+    const { rows } = await pool.query(
+      `SELECT f.status, f.sha256, e.event_type, e.payload->>'sha256' AS event_sha256 FROM "${schema}".upload_file f JOIN "${schema}".outbox_event e ON e.aggregate_id = f.id::text WHERE f.id = $1`,
+      [file.id],
+    );
+    expect(rows).toEqual([{ status: 'stored', sha256: digest, event_type: 'file.stored', event_sha256: digest }]);
   });
 });

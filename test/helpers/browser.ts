@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll } from 'vitest';
-import { portalS3Env, startPortal, type Portal } from './portal.js';
-import { rawClient, type S3TestEnv } from './s3-env.js';
+import { startPortal, type Portal } from './portal.js';
+import { rawClient, s3Variables, type S3TestEnv } from './s3-env.js';
 import { s3Cleanup } from './s3-fixture.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -46,7 +46,7 @@ export function portalOnOwnBucket(s3: S3TestEnv, { prefix, env = {}, cors }: { p
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     portal = await startPortal({
       NODE_ENV: 'production',
-      ...portalS3Env(s3, bucket),
+      ...s3Variables(s3, bucket),
       ...env,
     });
     if (cors) {

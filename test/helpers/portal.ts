@@ -28,17 +28,6 @@ export interface Portal {
 /** Variables of the parent that must not leak into the portal's configuration. */
 const SCRUB = /^(AWS_|DATABASE_|STORAGE_BACKEND$|MEDIA_|FILE_UPLOAD_|WEBHOOK_|SQLITE_|PUBLIC_URL$|PORT$|HOST$)/u;
 
-/** The portal's variables for an S3 server and bucket (add NODE_ENV=production or STORAGE_BACKEND=s3). */
-export function portalS3Env(s3: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string }, bucket: string): Record<string, string> {
-  return {
-    AWS_STORAGE_BUCKET_NAME: bucket,
-    AWS_S3_ENDPOINT_URL: s3.endpoint,
-    AWS_S3_REGION_NAME: s3.region,
-    AWS_ACCESS_KEY_ID: s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-  };
-}
-
 export interface StartOptions {
   /** Runs once the portal's directory exists, before the process starts (e.g. to break its media root). */
   prepare?: (paths: { dir: string; mediaRoot: string }) => Promise<void>;

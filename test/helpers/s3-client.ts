@@ -26,3 +26,14 @@ export function rawClient(
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
 }
+
+/** The `AWS_*` variables of `createStorageFromEnv()` for an S3 server and bucket (the backend is chosen by the caller). */
+export function s3Variables(s3: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string }, bucket: string): Record<string, string> {
+  return {
+    AWS_STORAGE_BUCKET_NAME: bucket,
+    AWS_S3_ENDPOINT_URL: s3.endpoint,
+    AWS_S3_REGION_NAME: s3.region,
+    AWS_ACCESS_KEY_ID: s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+  };
+}

@@ -1,7 +1,7 @@
 import { describe, inject } from 'vitest';
-import type { S3TestEnv } from './s3-client.js';
+import { s3Variables, type S3TestEnv } from './s3-client.js';
 
-export { rawClient, type S3TestEnv } from './s3-client.js';
+export { rawClient, s3Variables, type S3TestEnv } from './s3-client.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -46,10 +46,6 @@ export const describeOneS3 = (name: string, fn: (env: S3TestEnv) => void): void 
 /** The variables `createStorageFromEnv()` reads for S3, pointing at a test server (optionally under a prefix). */
 export const s3StorageVariables = (env: S3TestEnv, location?: string): Record<string, string> => ({
   STORAGE_BACKEND: 's3',
-  AWS_STORAGE_BUCKET_NAME: env.bucket,
-  AWS_S3_ENDPOINT_URL: env.endpoint,
-  AWS_S3_REGION_NAME: env.region,
-  AWS_ACCESS_KEY_ID: env.accessKeyId,
-  AWS_SECRET_ACCESS_KEY: env.secretAccessKey,
+  ...s3Variables(env, env.bucket),
   ...(location === undefined ? {} : { AWS_LOCATION: location }),
 });
