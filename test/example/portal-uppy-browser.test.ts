@@ -118,4 +118,23 @@ describeOneS3('Uppy v6 (@uppy/aws-s3) against the portal on S3, in headless Chro
     expect((await client.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents?.length ?? 0).toBe(before);
     await page.context().close();
   });
+
+  it('a file over the limit: the portal refuses to sign it, Uppy reports the error, nothing reaches S3, the record is failed file_too_large', async () => {
+    const { page, requests } = await uppyPage();
+    await page.evaluate((size) => {
+      const t = (globalThis as unknown as { uppyTest: { add: (n: string, t: string, s: number, seed: number) => string; uppy: { upload: () => Promise<unknown> } } }).uppyTest;
+      t.add('too big.bin', 'application/octet-stream', size, 4);
+      void t.uppy.upload();
+    }, 64 * MiB + 1);
+    await expect.poll(async () => (await reportOf(page)).errors.length, { timeout: 30_000 }).toBe(1);
+    const report = await reportOf(page);
+    expect(report.errors[0]?.name).toBe('too big.bin');
+    expect(report.errors[0]?.message).toMatch(/limit|large/iu);
+    expect(report.stored).toEqual([]);
+    expect(requests.filter((r) => r.startsWith('s3 '))).toEqual([]);
+    type Listed = { items: Array<{ original_filename: string; error_code: string | null }> };
+    const failed = ((await (await fetch(`${fixture.portal.url}/uploads?status=failed`)).json()) as Listed).items.filter((i) => i.original_filename === 'too big.bin');
+    expect(failed.map((i) => i.error_code)).toEqual(['file_too_large']);
+    await page.context().close();
+  });
 });
